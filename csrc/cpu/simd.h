@@ -1,0 +1,68 @@
+// Portable SIMD helpers for the CPU kernels: GCC/Clang vector extensions whose
+// width follows the instruction set the file is compiled for (64 bytes with
+// AVX-512, 32 with AVX2, 16 otherwise).  Include only from *_kernel.cpp files,
+// which CMake compiles once per ISA variant.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+namespace leanconv::cpu::simd {
+
+#if defined(__AVX512F__)
+inline constexpr int kVecBytes = 64;
+inline constexpr int kVecRegs = 32;
+#elif defined(__AVX2__)
+inline constexpr int kVecBytes = 32;
+inline constexpr int kVecRegs = 16;
+#else
+inline constexpr int kVecBytes = 16;
+inline constexpr int kVecRegs = 16;
+#endif
+
+template <typename T>
+struct Vec {
+  static constexpr int lanes = kVecBytes / static_cast<int>(sizeof(T));
+  typedef T type __attribute__((vector_size(kVecBytes)));
+};
+
+template <typename T>
+using vec_t = typename Vec<T>::type;
+
+template <typename T>
+inline vec_t<T> loadu(const T* p) {
+  vec_t<T> v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+template <typename T>
+inline void storeu(T* p, vec_t<T> v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+
+// Stores the first n lanes of v.
+template <typename T>
+inline void store_partial(T* p, vec_t<T> v, int n) {
+  T tmp[Vec<T>::lanes];
+  std::memcpy(tmp, &v, sizeof(v));
+  for (int i = 0; i < n; ++i) p[i] = tmp[i];
+}
+
+template <typename T>
+inline vec_t<T> splat(T s) {
+  return vec_t<T>{} + s;
+}
+
+template <typename T>
+inline T hsum(vec_t<T> v) {
+  T tmp[Vec<T>::lanes];
+  std::memcpy(tmp, &v, sizeof(v));
+  T s = 0;
+  for (int i = 0; i < Vec<T>::lanes; ++i) s += tmp[i];
+  return s;
+}
+
+inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+}  // namespace leanconv::cpu::simd

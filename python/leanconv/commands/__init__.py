@@ -1,0 +1,1 @@
+"""Sub-commands of the ``leanconv`` command line, one module each."""

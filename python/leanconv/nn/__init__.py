@@ -1,0 +1,6 @@
+"""Drop-in modules built on leanconv's kernels."""
+from __future__ import annotations
+
+from .depthwise import DepthwiseConv2d, DepthwiseConv3d
+
+__all__ = ["DepthwiseConv2d", "DepthwiseConv3d"]

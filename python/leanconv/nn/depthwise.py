@@ -1,0 +1,106 @@
+"""Drop-in depthwise convolution modules running leanconv's kernels."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..ops._geometry import padding_pairs, same_padding
+from ..ops.depthwise import depthwise_conv
+
+__all__ = ["DepthwiseConv2d", "DepthwiseConv3d"]
+
+
+class _DepthwiseMixin:
+    """Shared checks and forward of DepthwiseConv2d/3d (subclasses of nn.ConvNd)."""
+
+    def _check_depthwise(self) -> None:
+        name = type(self).__name__
+        if self.out_channels != self.in_channels:
+            raise ValueError(
+                f"{name}: out_channels must equal in_channels ({self.in_channels}) for a depthwise "
+                f"convolution, got {self.out_channels}"
+            )
+        if self.groups != self.in_channels:
+            raise ValueError(
+                f"{name}: groups must equal in_channels ({self.in_channels}), got {self.groups}"
+            )
+
+    def _pairs(self) -> list[int]:
+        n = len(self.kernel_size)
+        if isinstance(self.padding, str):
+            if self.padding == "valid":
+                return [0] * (2 * n)
+            return same_padding(self.kernel_size, self.dilation)  # "same"
+        return padding_pairs(list(self.padding), n)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        pairs = self._pairs()
+        if self.padding_mode != "zeros":
+            # F.pad wants (last axis first): reverse the per-axis pairs.
+            n = len(self.kernel_size)
+            pad = [p for i in reversed(range(n)) for p in (pairs[2 * i], pairs[2 * i + 1])]
+            input = F.pad(input, pad, mode=self.padding_mode)
+            pairs = [0] * (2 * n)
+        return depthwise_conv(input, self.weight, self.bias, list(self.stride), pairs, list(self.dilation))
+
+
+class DepthwiseConv2d(_DepthwiseMixin, nn.Conv2d):
+    """Depthwise 2-D convolution on leanconv's kernels; drop-in for
+    ``nn.Conv2d(C, C, kernel_size, groups=C)``.
+
+    Takes nn.Conv2d's arguments and has the same parameters and ``state_dict``
+    keys (``weight`` of shape (C, 1, kH, kW), ``bias`` of shape (C,)), so a
+    checkpoint of one loads into the other.  ``out_channels`` and ``groups``
+    default to ``in_channels`` and must equal it.  Kernels may be rectangular
+    (e.g. 51x5); padding may be an int, a pair, ``"same"`` or ``"valid"``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int | None = None,
+        kernel_size: int | tuple[int, int] = 3,
+        stride: int | tuple[int, int] = 1,
+        padding: str | int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int | None = None,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device=None,
+        dtype=None,
+    ) -> None:
+        out_channels = in_channels if out_channels is None else out_channels
+        groups = in_channels if groups is None else groups
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+            padding_mode, device, dtype,
+        )
+        self._check_depthwise()
+
+
+class DepthwiseConv3d(_DepthwiseMixin, nn.Conv3d):
+    """Depthwise 3-D convolution on leanconv's kernels; drop-in for
+    ``nn.Conv3d(C, C, kernel_size, groups=C)`` (same arguments and ``state_dict``)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int | None = None,
+        kernel_size: int | tuple[int, int, int] = 3,
+        stride: int | tuple[int, int, int] = 1,
+        padding: str | int | tuple[int, int, int] = 0,
+        dilation: int | tuple[int, int, int] = 1,
+        groups: int | None = None,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device=None,
+        dtype=None,
+    ) -> None:
+        out_channels = in_channels if out_channels is None else out_channels
+        groups = in_channels if groups is None else groups
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+            padding_mode, device, dtype,
+        )
+        self._check_depthwise()

@@ -1,0 +1,17 @@
+"""Typed Python entry points to leanconv's compiled ops (``torch.ops.leanconv.*``).
+
+Importing this module loads ``leanconv._C`` and registers the fake kernels and
+autograd formulas of every op.  If the compiled module is missing, the import
+still succeeds and each function raises an actionable error when called.
+"""
+from __future__ import annotations
+
+from .. import _ext
+from .depthwise import depthwise_conv, depthwise_conv2d, depthwise_conv3d
+
+__all__ = ["depthwise_conv", "depthwise_conv2d", "depthwise_conv3d"]
+
+if _ext.available():
+    from . import depthwise as _depthwise
+
+    _depthwise._register()
