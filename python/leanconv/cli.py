@@ -14,6 +14,7 @@ import sys
 # Sub-command modules, in the order they appear in --help.
 COMMANDS = (
     "info",
+    "bench",
 )
 
 

@@ -1,0 +1,116 @@
+"""Shared pieces of the benchmarks: timing, environment description, reports.
+
+Timing uses ``torch.utils.benchmark`` (it synchronises CUDA and picks repeat
+counts); we report the median.  Results go to ``benchmarks/results/`` (or
+``--out``) as JSON plus a markdown table, written atomically.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.utils.benchmark as tbench
+
+
+def default_results_dir() -> Path:
+    """``benchmarks/results`` of the source checkout when there is one, else ``./benchmark-results``."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "benchmarks").is_dir() and (parent / "pyproject.toml").is_file():
+            return parent / "benchmarks" / "results"
+    return Path.cwd() / "benchmark-results"
+
+
+def median_ms(fn: Callable[[], Any], min_run_time: float = 0.5) -> float:
+    """Median wall time of ``fn()`` in milliseconds (CUDA synchronised)."""
+    timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
+
+
+def environment(device: str) -> dict[str, Any]:
+    """Where and when a benchmark ran."""
+    env = {
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "torch": torch.__version__,
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "processor": _cpu_name(),
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name()
+    try:
+        from leanconv import build_info
+
+        info = build_info()
+        env["leanconv_cpu_isa"] = info["cpu_isa"]
+        env["leanconv_backends"] = info["backends"]
+    except Exception as exc:  # the report is still useful without it
+        env["leanconv_build"] = f"unavailable: {exc}"
+    return env
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """Rows of dicts as a markdown table (floats with 4 significant digits)."""
+    if not rows:
+        return "(no rows)\n"
+    columns = list(columns or rows[0].keys())
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return "" if v is None else str(v)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    name: str,
+    env: dict[str, Any],
+    rows: Sequence[dict[str, Any]],
+    out_dir: Path | None = None,
+    columns: Sequence[str] | None = None,
+    notes: str = "",
+) -> tuple[Path, Path]:
+    """Write ``<name>.json`` and ``<name>.md`` under ``out_dir``; return both paths."""
+    out_dir = Path(out_dir) if out_dir is not None else default_results_dir()
+    json_path, md_path = out_dir / f"{name}.json", out_dir / f"{name}.md"
+    atomic_write_text(json_path, json.dumps({"environment": env, "rows": list(rows)}, indent=2) + "\n")
+    env_line = ", ".join(f"{k}: {v}" for k, v in env.items())
+    md = f"# {name}\n\n{env_line}\n\n" + (notes + "\n\n" if notes else "") + markdown_table(rows, columns)
+    atomic_write_text(md_path, md)
+    return json_path, md_path
