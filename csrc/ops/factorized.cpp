@@ -67,7 +67,7 @@ DepthwiseParams one_way_backward_params(const at::Tensor& grad_output, const at:
   check_like(grad_output, input, "grad_output");
   const auto expected = depthwise_output_shape(p);
   TORCH_CHECK(grad_output.sizes() == c10::IntArrayRef(expected), "grad_output must have shape ",
-              expected, " (the forward output for input ", input.sizes(), "), got ",
+              c10::IntArrayRef(expected), " (the forward output for input ", input.sizes(), "), got ",
               grad_output.sizes());
   return p;
 }
