@@ -123,7 +123,9 @@ def cp_decompose(
             warnings.filterwarnings("ignore", message="Trying to compute SVD with n_eigenvecs")
             cp = parafac(
                 x, rank, n_iter_max=n_iter_max, init=init, tol=tol, random_state=random_state,
-                normalize_factors=False, linesearch=linesearch, callback=callback,
+                normalize_factors=False, linesearch=linesearch,
+                # tensorly's callback needs the error, which it computes only with tol > 0
+                callback=callback if bar is not None and tol else None,
             )
     finally:
         torch.set_num_threads(threads)
