@@ -224,3 +224,34 @@ def test_cuda_matches_cpu():
                [1, 2, 0, 3, 2, 2][6 - 2 * dims:], True)
         check_against_reference("cuda", torch.float64, dims, geo, n=3, c=5)
         check_against_reference("cuda", torch.float32, dims, geo, n=3, c=5)
+
+
+@requires_cuda
+def test_cuda_long_filters_use_large_shared_memory():
+    # a tile's input region needs > 48 KiB of shared memory: the kernel opts in
+    geo = ([150, 170], [61, 61], [1, 1], [2, 2], [60, 60, 60, 60], True)
+    check_against_reference("cuda", torch.float32, 2, geo, n=1, c=2)
+
+
+@requires_cuda
+def test_cuda_too_long_filters_fail_clearly():
+    x = torch.randn(1, 2, 500, 500, device="cuda")
+    f = torch.randn(2, 401, device="cuda")
+    with pytest.raises(RuntimeError, match="too long for the fused kernel"):
+        one_way_conv(x, [f, f], padding=200)
+
+
+@requires_cuda
+def test_cuda_runs_on_the_current_stream():
+    x, filters, scale = sample_inputs("cuda", torch.float32, dims=3, grad=True)
+    want = one_way_conv(x, filters, scale, padding=1)
+    gwant = torch.autograd.grad(want.sum(), [x, *filters, scale])
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        got = one_way_conv(x, filters, scale, padding=1)
+        ggot = torch.autograd.grad(got.sum(), [x, *filters, scale])
+    stream.synchronize()
+    torch.testing.assert_close(got, want)
+    for a, b in zip(ggot, gwant):
+        torch.testing.assert_close(a, b)

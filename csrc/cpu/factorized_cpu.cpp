@@ -17,32 +17,6 @@ namespace leanconv {
 
 namespace {
 
-// Planar, contiguous, float or double (half types compute in float).
-at::Tensor to_compute(const at::Tensor& t) {
-  const auto st = t.scalar_type();
-  const auto ct = (st == at::kHalf || st == at::kBFloat16) ? at::kFloat : st;
-  return t.to(ct).contiguous();
-}
-
-at::Tensor opt_compute(const std::optional<at::Tensor>& t) {
-  return t.has_value() && t->defined() ? to_compute(*t) : at::Tensor();
-}
-
-at::MemoryFormat layout_of(const at::Tensor& t) {
-  if (!prefers_channels_last(t)) return at::MemoryFormat::Contiguous;
-  return t.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::ChannelsLast3d;
-}
-
-at::Tensor finish(at::Tensor y, at::ScalarType dtype, at::MemoryFormat mf) {
-  if (y.scalar_type() != dtype) y = y.to(dtype);
-  return mf == at::MemoryFormat::Contiguous ? y : y.contiguous(mf);
-}
-
-template <typename T>
-const T* ptr_or_null(const at::Tensor& t) {
-  return t.defined() ? t.const_data_ptr<T>() : nullptr;
-}
-
 void check_cpu(const at::Tensor& input) {
   TORCH_CHECK(input.device().is_cpu(), "input must be a CPU tensor here, got device ",
               input.device());
@@ -55,17 +29,17 @@ at::Tensor one_way_conv_cpu(const at::Tensor& input, const std::optional<at::Ten
   const DepthwiseParams p =
       one_way_forward_params(input, filter_d, filter_h, filter_w, scale, stride, padding, dilation);
   check_cpu(input);
-  const auto mf = layout_of(input);
   if (p.batch * p.channels * p.out_plane() == 0)
-    return at::empty(depthwise_output_shape(p), input.options().memory_format(mf));
-  const at::Tensor x = to_compute(input), fd = opt_compute(filter_d), fh = to_compute(filter_h),
-                   fw = to_compute(filter_w), sc = opt_compute(scale);
+    return one_way_finish(at::empty(depthwise_output_shape(p), input.options()), input);
+  const at::Tensor x = one_way_compute(input), fd = one_way_compute(filter_d),
+                   fh = one_way_compute(filter_h), fw = one_way_compute(filter_w),
+                   sc = one_way_compute(scale);
   at::Tensor y = at::empty(depthwise_output_shape(p), x.options());
   const auto s = cpu::one_way_scratch(p, false);
   at::Tensor scratch = at::empty({at::get_num_threads(), s.elems}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "leanconv::one_way_conv (cpu)", [&] {
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
-    const scalar_t *fdp = ptr_or_null<scalar_t>(fd), *scp = ptr_or_null<scalar_t>(sc);
+    const scalar_t *fdp = one_way_ptr<scalar_t>(fd), *scp = one_way_ptr<scalar_t>(sc);
     const scalar_t *fhp = fh.const_data_ptr<scalar_t>(), *fwp = fw.const_data_ptr<scalar_t>();
     scalar_t* yp = y.mutable_data_ptr<scalar_t>();
     scalar_t* sp = scratch.mutable_data_ptr<scalar_t>();
@@ -74,7 +48,7 @@ at::Tensor one_way_conv_cpu(const at::Tensor& input, const std::optional<at::Ten
       LEANCONV_CPU_DISPATCH(one_way_forward_planar, p, xp, fdp, fhp, fwp, scp, yp, mine, begin, end);
     });
   });
-  return finish(y, input.scalar_type(), mf);
+  return one_way_finish(y, input);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> one_way_conv_backward_cpu(
@@ -88,11 +62,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> one_way_c
   const bool need_gx = output_mask[0], need_gf = output_mask[1];
   const bool has_d = filter_d.has_value() && filter_d->defined();
   const bool has_scale = scale.has_value() && scale->defined();
-  const int64_t C = p.channels, KD = p.kernel[0], KH = p.kernel[1], KW = p.kernel[2];
-  const int64_t row = KD + KH + KW + 1;
-  const at::Tensor fd = opt_compute(filter_d), fh = to_compute(filter_h),
-                   fw = to_compute(filter_w), sc = opt_compute(scale);
-  const at::Tensor x = to_compute(input), gy = to_compute(grad_output);
+  const int64_t C = p.channels, row = p.kernel[0] + p.kernel[1] + p.kernel[2] + 1;
+  const at::Tensor fd = one_way_compute(filter_d), fh = one_way_compute(filter_h),
+                   fw = one_way_compute(filter_w), sc = one_way_compute(scale);
+  const at::Tensor x = one_way_compute(input), gy = one_way_compute(grad_output);
   at::Tensor gx = need_gx ? at::empty(input.sizes(), x.options()) : at::Tensor();
   const int64_t threads = at::get_num_threads();
   at::Tensor partial = need_gf ? at::zeros({threads, C, row}, x.options()) : at::Tensor();
@@ -103,7 +76,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> one_way_c
     at::Tensor scratch = at::empty({threads, s.elems}, x.options());
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "leanconv::one_way_conv_backward (cpu)", [&] {
       const scalar_t *xp = x.const_data_ptr<scalar_t>(), *gyp = gy.const_data_ptr<scalar_t>();
-      const scalar_t *fdp = ptr_or_null<scalar_t>(fd), *scp = ptr_or_null<scalar_t>(sc);
+      const scalar_t *fdp = one_way_ptr<scalar_t>(fd), *scp = one_way_ptr<scalar_t>(sc);
       const scalar_t *fhp = fh.const_data_ptr<scalar_t>(), *fwp = fw.const_data_ptr<scalar_t>();
       scalar_t* gxp = need_gx ? gx.mutable_data_ptr<scalar_t>() : nullptr;
       scalar_t* pp = need_gf ? partial.mutable_data_ptr<scalar_t>() : nullptr;
@@ -116,21 +89,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> one_way_c
       });
     });
   }
-  const auto dtype = input.scalar_type();
-  // gradients not computed: fresh (unaliased) empty tensors
-  auto none = [&] { return at::empty({0}, input.options()); };
-  at::Tensor g_in = need_gx ? finish(gx, dtype, layout_of(input)) : none();
-  at::Tensor g_d = none(), g_h = none(), g_w = none(), g_s = none();
-  if (need_gf) {
-    // per-thread partial sums, added in a fixed order (deterministic for a
-    // given thread count)
-    const at::Tensor total = partial.sum(0);
-    if (has_d) g_d = total.narrow(1, 0, KD).to(dtype).contiguous();
-    g_h = total.narrow(1, KD, KH).to(dtype).contiguous();
-    g_w = total.narrow(1, KD + KH, KW).to(dtype).contiguous();
-    if (has_scale) g_s = total.select(1, row - 1).to(dtype).contiguous();
-  }
-  return {g_in, g_d, g_h, g_w, g_s};
+  // per-thread partial sums, added in a fixed order (deterministic for a given
+  // thread count)
+  return one_way_backward_results(p, input, gx, need_gf ? partial.sum(0) : at::Tensor(), has_d,
+                                  has_scale);
 }
 
 }  // namespace

@@ -161,9 +161,110 @@ struct Plan {
   int64_t row_hi(int64_t oy1) const { return (oy1 - 1) * sy + halo; }
 };
 
+// ---- stride-1 fast path: a block of padded rows is one flat array of rows of
+// ext_w columns (the first ow hold results, the others are a gap), so every
+// pass is one long vector loop instead of one short loop per row.
+
+// The padded input rows [r0, r1) of a slice, ext_w columns each (zero outside).
+template <typename T>
+void copy_rows_padded(const Plan& g, const T* src, int64_t r0, int64_t r1, T* xp) {
+  const int64_t wp = g.s.ext_w;
+  for (int64_t r = r0; r < r1; ++r) {
+    T* dst = xp + (r - r0) * wp;
+    const int64_t yi = r - g.pad_h;
+    if (yi < 0 || yi >= g.H) std::fill(dst, dst + wp, T(0));
+    else pad_row(src + yi * g.W, g.W, g.pad_w, dst, wp);
+  }
+}
+
+// dst rows (stride dst_ld, n columns) = sum_k c[k] * rows of src at k * step.
+template <typename T>
+void combine_rows(const T* src, int64_t src_ld, int64_t step, const T* c, int64_t K, T* dst,
+                  int64_t dst_ld, int64_t nrows, int64_t n) {
+  const T* taps[8];
+  for (int64_t row = 0; row < nrows; ++row) {
+    const T* base = src + row * src_ld;
+    T* out = dst + row * dst_ld;
+    for (int64_t k0 = 0; k0 < K; k0 += 8) {
+      const int kk = static_cast<int>(std::min<int64_t>(8, K - k0));
+      for (int k = 0; k < kk; ++k) taps[k] = base + (k0 + k) * step;
+      combine_ptrs<T>(taps, c + k0, kk, out, n, k0 > 0);
+    }
+  }
+}
+
+// Flat combination: dst[i] = sum_k c[k] * src[i + k * step] for i < n.
+template <typename T>
+void combine_flat(const T* src, int64_t step, const T* c, int64_t K, T* dst, int64_t n) {
+  combine_rows(src, 0, step, c, K, dst, 0, 1, n);
+}
+
+template <typename T>
+void forward_slice_flat(const Plan& g, const T* src, const T* ch, const T* fw, T* out, T* scratch) {
+  const int64_t wp = g.s.ext_w;
+  T* xp = scratch + g.s.xp;
+  T* t1 = scratch + g.s.t1;
+  for (int64_t oy0 = 0; oy0 < g.oh; oy0 += g.s.block_rows) {
+    const int64_t oy1 = std::min(g.oh, oy0 + g.s.block_rows);
+    const int64_t r0 = oy0, r1 = oy1 - 1 + g.halo;
+    copy_rows_padded(g, src, r0, r1, xp);
+    // W filter over all rows at once; the last (kW-1)*dx entries are gap, not computed
+    conv_row(xp, fw, g.kw, g.dx, int64_t(1), t1, (r1 - r0) * wp - (g.kw - 1) * g.dx);
+    combine_rows(t1, wp, g.dy * wp, ch, g.kh, out + oy0 * g.ow, g.ow, oy1 - oy0, g.ow);
+  }
+}
+
+template <typename T>
+void backward_slice_flat(const Plan& g, const T* src, const T* gout, const T* ch, const T* fw,
+                         T* gx, T* gh, T* gw, T* scratch) {
+  const int64_t wp = g.s.ext_w, P = g.halo - 1, gap = (g.kw - 1) * g.dx;
+  T* xp = scratch + g.s.xp;
+  T* t1 = scratch + g.s.t1;
+  T* gp = scratch + g.s.gp;          // grad_output rows of the block, P zero rows around
+  T* gyp = scratch + g.s.gyf;        // gap zeros, then gY rows
+  T* gy = gyp + gap;
+  T* gxp = scratch + g.s.gxp;
+  T* rev = scratch + g.s.coef + 2 * g.kh + g.p.kernel[0];  // reversed taps
+  for (int64_t oy0 = 0; oy0 < g.oh; oy0 += g.s.block_rows) {
+    const int64_t oy1 = std::min(g.oh, oy0 + g.s.block_rows), nb = oy1 - oy0;
+    const int64_t r0 = oy0, r1 = oy1 - 1 + g.halo, n = (r1 - r0) * wp;
+    copy_rows_padded(g, src, r0, r1, xp);
+    std::fill(gp, gp + P * wp, T(0));
+    for (int64_t i = 0; i < nb; ++i) {
+      T* row = gp + (P + i) * wp;
+      std::memcpy(row, gout + (oy0 + i) * g.ow, g.ow * sizeof(T));
+      std::fill(row + g.ow, row + wp, T(0));
+    }
+    std::fill(gp + (P + nb) * wp, gp + (2 * P + nb) * wp, T(0));
+    if (gh) {  // gh[ky] += <g, W(x) shifted by ky*dy rows>
+      conv_row(xp, fw, g.kw, g.dx, int64_t(1), t1, n - gap);
+      for (int64_t ky = 0; ky < g.kh; ++ky) gh[ky] += dot(gp + P * wp, t1 + ky * g.dy * wp, nb * wp - gap);
+    }
+    if (!gw && !gx) continue;
+    // gY[r] = sum_ky ch[ky] g[r - ky*dy]: taps at rows P - ky*dy of gp, i.e. reversed order
+    for (int64_t k = 0; k < g.kh; ++k) rev[k] = ch[g.kh - 1 - k];
+    std::fill(gyp, gy, T(0));
+    combine_flat(gp, g.dy * wp, rev, g.kh, gy, n);
+    if (gw)
+      for (int64_t kx = 0; kx < g.kw; ++kx) gw[kx] += dot(gy, xp + kx * g.dx, n - gap);
+    if (gx) {
+      // gxp[i] = sum_kx fw[kx] gY[i - kx*dx]: reversed W taps over gyp
+      for (int64_t k = 0; k < g.kw; ++k) rev[k] = fw[g.kw - 1 - k];
+      conv_row(gyp, rev, g.kw, g.dx, int64_t(1), gxp, n);
+      const int64_t x0 = std::max<int64_t>(0, -g.pad_w), x1 = std::min<int64_t>(g.W, wp - g.pad_w);
+      for (int64_t r = std::max(r0, g.pad_h); r < std::min(r1, g.pad_h + g.H); ++r) {
+        T* dst = gx + (r - g.pad_h) * g.W;
+        const T* srow = gxp + (r - r0) * wp + g.pad_w;
+        for (int64_t xi = x0; xi < x1; ++xi) dst[xi] += srow[xi];
+      }
+    }
+  }
+}
+
 // out (oh x ow) = H(ch) o W(fw) of one input slice (H x W).
 template <typename T>
 void forward_slice(const Plan& g, const T* src, const T* ch, const T* fw, T* out, T* scratch) {
+  if (g.s.flat) return forward_slice_flat(g, src, ch, fw, out, scratch);
   T* xrow = scratch + g.s.xrow;
   T* t1 = scratch + g.s.t1;
   for (int64_t oy0 = 0; oy0 < g.oh; oy0 += g.s.block_rows) {
@@ -194,6 +295,7 @@ void forward_slice(const Plan& g, const T* src, const T* ch, const T* fw, T* out
 template <typename T>
 void backward_slice(const Plan& g, const T* src, const T* gout, const T* ch, const T* fw, T* gx,
                     T* gh, T* gw, T* scratch) {
+  if (g.s.flat) return backward_slice_flat(g, src, gout, ch, fw, gx, gh, gw, scratch);
   T* xrow = scratch + g.s.xrow;
   T* t1 = scratch + g.s.t1;
   const int64_t gpad = (g.kw - 1) * g.dx;

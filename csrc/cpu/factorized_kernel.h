@@ -26,8 +26,10 @@ struct OneWayScratch {
   int64_t block_rows = 0; // output rows per block of the H filter
   int64_t t1_rows = 0;    // W-filtered rows a block needs
   int64_t elems = 0;      // total scratch elements per thread
+  bool flat = false;      // stride 1 along H and W: whole blocks as flat arrays
   // offsets (elements) of the buffers inside a thread's scratch
   int64_t coef = 0, xrow = 0, t1 = 0, grow = 0, gxrow = 0, slice = 0, gslice = 0;
+  int64_t xp = 0, gp = 0, gyf = 0, gxp = 0;  // flat path: blocks of rows of ext_w columns
 };
 
 static inline OneWayScratch one_way_scratch(const ::leanconv::DepthwiseParams& p, bool backward) {
@@ -42,15 +44,25 @@ static inline OneWayScratch one_way_scratch(const ::leanconv::DepthwiseParams& p
   const int64_t pad16 = 16;  // keeps buffers apart by a cache line or more
   int64_t off = 0;
   auto take = [&](int64_t n) { const int64_t o = off; off += n + pad16; return o; };
-  // H taps (kH), kH or kD accumulators, flipped W filter (kW)
-  s.coef = take(p.kernel[1] + std::max(p.kernel[1], p.kernel[0]) + p.kernel[0] + p.kernel[2]);
+  // H taps (kH), kH or kD accumulators, reversed W or H taps
+  s.coef = take(p.kernel[1] + std::max(p.kernel[1], p.kernel[0]) + p.kernel[0] +
+                std::max(p.kernel[1], p.kernel[2]));
+  s.flat = p.stride[1] == 1 && p.stride[2] == 1;
+  const int64_t rows_w = s.t1_rows * s.ext_w;  // a block of padded rows, ext_w >= ow columns
+  const int64_t gap = (p.kernel[2] - 1) * p.dilation[2];
   s.xrow = take(s.ext_w);
-  s.t1 = take(s.t1_rows * ow);
+  s.t1 = take(rows_w);
+  if (s.flat) s.xp = take(rows_w);
   const bool three_d = p.kernel[0] > 1;  // kD == 1 needs no slice buffers
   if (three_d) s.slice = take(oh * ow);
   if (backward) {
-    s.grow = take(ow + 2 * (p.kernel[2] - 1) * p.dilation[2]);
+    s.grow = take(ow + 2 * gap);
     s.gxrow = take(s.ext_w);
+    if (s.flat) {
+      s.gp = take((s.block_rows + 2 * (halo - 1)) * s.ext_w);
+      s.gyf = take(gap + rows_w);
+      s.gxp = take(rows_w);
+    }
     if (three_d) s.gslice = take(oh * ow);
   }
   s.elems = off;

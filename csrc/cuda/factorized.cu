@@ -351,31 +351,6 @@ int grid_for(const Tile& t) {
   return static_cast<int>(std::min<int64_t>(t.blocks, INT_MAX));
 }
 
-at::Tensor to_compute(const at::Tensor& t) {
-  const auto st = t.scalar_type();
-  const auto ct = (st == at::kHalf || st == at::kBFloat16) ? at::kFloat : st;
-  return t.to(ct).contiguous();
-}
-
-at::Tensor opt_compute(const std::optional<at::Tensor>& t) {
-  return t.has_value() && t->defined() ? to_compute(*t) : at::Tensor();
-}
-
-at::MemoryFormat layout_of(const at::Tensor& t) {
-  if (!prefers_channels_last(t)) return at::MemoryFormat::Contiguous;
-  return t.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::ChannelsLast3d;
-}
-
-at::Tensor finish(at::Tensor y, at::ScalarType dtype, at::MemoryFormat mf) {
-  if (y.scalar_type() != dtype) y = y.to(dtype);
-  return mf == at::MemoryFormat::Contiguous ? y : y.contiguous(mf);
-}
-
-template <typename T>
-const T* ptr_or_null(const at::Tensor& t) {
-  return t.defined() ? t.const_data_ptr<T>() : nullptr;
-}
-
 void check_cuda(const at::Tensor& input) {
   TORCH_CHECK(input.is_cuda(), "input must be a CUDA tensor here, got device ", input.device());
 }
@@ -388,11 +363,11 @@ at::Tensor one_way_conv_cuda(const at::Tensor& input, const std::optional<at::Te
       one_way_forward_params(input, filter_d, filter_h, filter_w, scale, stride, padding, dilation);
   check_cuda(input);
   c10::cuda::CUDAGuard guard(input.device());
-  const auto mf = layout_of(input);
   if (p.batch * p.channels * p.out_plane() == 0)
-    return at::empty(depthwise_output_shape(p), input.options().memory_format(mf));
-  const at::Tensor x = to_compute(input), fd = opt_compute(filter_d), fh = to_compute(filter_h),
-                   fw = to_compute(filter_w), sc = opt_compute(scale);
+    return one_way_finish(at::empty(depthwise_output_shape(p), input.options()), input);
+  const at::Tensor x = one_way_compute(input), fd = one_way_compute(filter_d),
+                   fh = one_way_compute(filter_h), fw = one_way_compute(filter_w),
+                   sc = one_way_compute(scale);
   at::Tensor y = at::empty(depthwise_output_shape(p), x.options());
   const Tile t = make_tile(p);
   const Smem m = smem_layout(t, false);
@@ -401,11 +376,11 @@ at::Tensor one_way_conv_cuda(const at::Tensor& input, const std::optional<at::Te
     const size_t bytes = static_cast<size_t>(m.total) * sizeof(scalar_t);
     prepare_smem(one_way_forward_kernel<scalar_t>, bytes, t);
     one_way_forward_kernel<scalar_t><<<grid_for(t), kThreads, bytes, stream>>>(
-        t, x.const_data_ptr<scalar_t>(), ptr_or_null<scalar_t>(fd), fh.const_data_ptr<scalar_t>(),
-        fw.const_data_ptr<scalar_t>(), ptr_or_null<scalar_t>(sc), y.mutable_data_ptr<scalar_t>(), m);
+        t, x.const_data_ptr<scalar_t>(), one_way_ptr<scalar_t>(fd), fh.const_data_ptr<scalar_t>(),
+        fw.const_data_ptr<scalar_t>(), one_way_ptr<scalar_t>(sc), y.mutable_data_ptr<scalar_t>(), m);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  return finish(y, input.scalar_type(), mf);
+  return one_way_finish(y, input);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> one_way_conv_backward_cuda(
@@ -420,11 +395,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> one_way_c
   const bool need_gx = output_mask[0], need_gf = output_mask[1];
   const bool has_d = filter_d.has_value() && filter_d->defined();
   const bool has_scale = scale.has_value() && scale->defined();
-  const int64_t C = p.channels, KD = p.kernel[0], KH = p.kernel[1], KW = p.kernel[2];
-  const int64_t row = KD + KH + KW + 1;
-  const at::Tensor fd = opt_compute(filter_d), fh = to_compute(filter_h),
-                   fw = to_compute(filter_w), sc = opt_compute(scale);
-  const at::Tensor x = to_compute(input), gy = to_compute(grad_output);
+  const int64_t C = p.channels, row = p.kernel[0] + p.kernel[1] + p.kernel[2] + 1;
+  const at::Tensor fd = one_way_compute(filter_d), fh = one_way_compute(filter_h),
+                   fw = one_way_compute(filter_w), sc = one_way_compute(scale);
+  const at::Tensor x = one_way_compute(input), gy = one_way_compute(grad_output);
   // both accumulated with atomics: start from zero
   at::Tensor gx = need_gx ? at::zeros(input.sizes(), x.options()) : at::Tensor();
   at::Tensor gf = need_gf ? at::zeros({C, row}, x.options()) : at::Tensor();
@@ -436,24 +410,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> one_way_c
       const size_t bytes = static_cast<size_t>(m.total) * sizeof(scalar_t);
       prepare_smem(one_way_backward_kernel<scalar_t>, bytes, t);
       one_way_backward_kernel<scalar_t><<<grid_for(t), kThreads, bytes, stream>>>(
-          t, gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), ptr_or_null<scalar_t>(fd),
-          fh.const_data_ptr<scalar_t>(), fw.const_data_ptr<scalar_t>(), ptr_or_null<scalar_t>(sc),
+          t, gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), one_way_ptr<scalar_t>(fd),
+          fh.const_data_ptr<scalar_t>(), fw.const_data_ptr<scalar_t>(), one_way_ptr<scalar_t>(sc),
           need_gx ? gx.mutable_data_ptr<scalar_t>() : nullptr,
           need_gf ? gf.mutable_data_ptr<scalar_t>() : nullptr, m);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   }
-  const auto dtype = input.scalar_type();
-  auto none = [&] { return at::empty({0}, input.options()); };
-  at::Tensor g_in = need_gx ? finish(gx, dtype, layout_of(input)) : none();
-  at::Tensor g_d = none(), g_h = none(), g_w = none(), g_s = none();
-  if (need_gf) {
-    if (has_d) g_d = gf.narrow(1, 0, KD).to(dtype).contiguous();
-    g_h = gf.narrow(1, KD, KH).to(dtype).contiguous();
-    g_w = gf.narrow(1, KD + KH, KW).to(dtype).contiguous();
-    if (has_scale) g_s = gf.select(1, row - 1).to(dtype).contiguous();
-  }
-  return {g_in, g_d, g_h, g_w, g_s};
+  return one_way_backward_results(p, input, gx, gf, has_d, has_scale);
 }
 
 }  // namespace

@@ -72,4 +72,38 @@ DepthwiseParams one_way_backward_params(const at::Tensor& grad_output, const at:
   return p;
 }
 
+at::Tensor one_way_compute(const at::Tensor& t) {
+  const auto st = t.scalar_type();
+  const auto ct = (st == at::kHalf || st == at::kBFloat16) ? at::kFloat : st;
+  return t.to(ct).contiguous();
+}
+
+at::Tensor one_way_compute(const std::optional<at::Tensor>& t) {
+  return t.has_value() && t->defined() ? one_way_compute(*t) : at::Tensor();
+}
+
+at::Tensor one_way_finish(const at::Tensor& y, const at::Tensor& input) {
+  at::Tensor out = y.scalar_type() == input.scalar_type() ? y : y.to(input.scalar_type());
+  if (!prefers_channels_last(input)) return out;
+  return out.contiguous(input.dim() == 4 ? at::MemoryFormat::ChannelsLast
+                                         : at::MemoryFormat::ChannelsLast3d);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> one_way_backward_results(
+    const DepthwiseParams& p, const at::Tensor& input, const at::Tensor& gx, const at::Tensor& gf,
+    bool has_d, bool has_scale) {
+  const auto dtype = input.scalar_type();
+  auto none = [&] { return at::empty({0}, input.options()); };  // fresh: outputs must not alias
+  at::Tensor g_in = gx.defined() ? one_way_finish(gx, input) : none();
+  at::Tensor g_d = none(), g_h = none(), g_w = none(), g_s = none();
+  if (gf.defined()) {
+    const int64_t KD = p.kernel[0], KH = p.kernel[1], KW = p.kernel[2];
+    if (has_d) g_d = gf.narrow(1, 0, KD).to(dtype).contiguous();
+    g_h = gf.narrow(1, KD, KH).to(dtype).contiguous();
+    g_w = gf.narrow(1, KD + KH, KW).to(dtype).contiguous();
+    if (has_scale) g_s = gf.select(1, KD + KH + KW).to(dtype).contiguous();
+  }
+  return {g_in, g_d, g_h, g_w, g_s};
+}
+
 }  // namespace leanconv

@@ -13,6 +13,7 @@
 #include <c10/util/ArrayRef.h>
 
 #include <optional>
+#include <tuple>
 
 #include "ops/depthwise_params.h"
 
@@ -43,5 +44,28 @@ DepthwiseParams one_way_backward_params(const at::Tensor& grad_output, const at:
                                         const std::optional<at::Tensor>& scale,
                                         c10::IntArrayRef stride, c10::IntArrayRef padding,
                                         c10::IntArrayRef dilation);
+
+// ---- helpers shared by the CPU and CUDA glue
+
+// t planar (contiguous) in the dtype the kernels compute in (float for half
+// types); undefined for an absent optional.
+at::Tensor one_way_compute(const at::Tensor& t);
+at::Tensor one_way_compute(const std::optional<at::Tensor>& t);
+
+// The forward result: y converted back to the input's dtype and memory
+// format (channels_last inputs give channels_last outputs).
+at::Tensor one_way_finish(const at::Tensor& y, const at::Tensor& input);
+
+template <typename T>
+const T* one_way_ptr(const at::Tensor& t) {
+  return t.defined() ? t.const_data_ptr<T>() : nullptr;
+}
+
+// The backward op's five results from gx (planar, compute dtype; undefined
+// when not asked) and gf, the filter gradients as (C, kD + kH + kW + 1)
+// (undefined when not asked); absent ones are fresh empty (0,) tensors.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> one_way_backward_results(
+    const DepthwiseParams& p, const at::Tensor& input, const at::Tensor& gx, const at::Tensor& gf,
+    bool has_d, bool has_scale);
 
 }  // namespace leanconv

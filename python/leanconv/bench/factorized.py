@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import environment, median_ms, write_report
+from .common import environment, write_report
 
 __all__ = ["main", "LAYERS", "COMPRESSIONS"]
 
@@ -79,6 +79,19 @@ COMPRESSIONS = [5, 10, 20]
 
 
 # ------------------------------------------------------------------ measuring
+_TIMER = {"clock": None}  # None: wall clock (torch.utils.benchmark's default)
+
+
+def median_ms(fn, min_run_time: float) -> float:
+    """Median time of ``fn()`` in ms; with ``--cpu-time`` the process's CPU time, which
+    on a machine shared with other jobs does not count the time spent waiting for a core."""
+    import torch.utils.benchmark as tbench
+
+    kw = {"timer": _TIMER["clock"]} if _TIMER["clock"] is not None else {}
+    timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads(), **kw)
+    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
+
+
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -267,7 +280,10 @@ def bench_gemm(layers, compressions, device, min_run_time):
         w = torch.randn(layer.channels, rank, device=device, requires_grad=True)
         n, c = x.shape[:2]
         cands = {
+            "torch.bmm, factor expanded over N, planar (used)": (
+                x, lambda x: torch.bmm(w.t().unsqueeze(0).expand(n, rank, c), x.reshape(n, c, -1))),
             "torch.matmul (R,C)@(N,C,HW) planar": (x, lambda x: torch.matmul(w.t(), x.reshape(n, c, -1))),
+            "F.conv1d 1x1 planar": (x, lambda x: F.conv1d(x.reshape(n, c, -1), w.t().unsqueeze(2))),
             "F.conv2d 1x1 planar": (x, lambda x: F.conv2d(x, w.t().reshape(rank, c, 1, 1))),
             "F.conv2d 1x1 channels_last": (xcl, lambda x: F.conv2d(x, w.t().reshape(rank, c, 1, 1))),
             "torch.mm (NHW,C)@(C,R) channels_last": (xcl, lambda x: torch.mm(x.permute(0, 2, 3, 1).reshape(-1, c), w)),
@@ -374,8 +390,22 @@ def main(argv=None) -> int:
     parser.add_argument("--min-run-time", type=float, default=0.5, help="seconds of timing per measurement")
     parser.add_argument("--quick", action="store_true", help="28x28 and 3-D layers at 10x only, short timings")
     parser.add_argument("--no-tltorch", action="store_true", help="skip the tensorly-torch baselines")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch.set_num_threads for the run (0: leave torch's default); 1 gives steadier "
+                             "figures on a loaded machine")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time with the process's CPU time instead of the wall clock (CPU, one thread: "
+                             "steady figures on a machine shared with other jobs)")
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    if args.cpu_time:
+        if args.device != "cpu" or torch.get_num_threads() != 1:
+            parser.error("--cpu-time needs --device cpu and --threads 1")
+        import time
+
+        _TIMER["clock"] = time.process_time
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("leanconv bench factorized: --device cuda but no GPU is visible")
@@ -398,6 +428,7 @@ def main(argv=None) -> int:
             with_tltorch = False
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     env = environment(args.device)
+    env["clock"] = "process CPU time" if args.cpu_time else "wall"
     suffix = "" if args.device == "cpu" else f"_{args.device.replace(':', '')}"
     for section in sections:
         if section == "layers":

@@ -187,10 +187,18 @@ def factorized_conv(
         if f.dim() != 2 or f.shape[1] != rank:
             raise ValueError(f"spatial_factors[{i}] must have shape (k, R) with R = {rank}, got {tuple(f.shape)}")
     mf = _memory_format(input)
-    t = torch.matmul(in_factor.t(), input.reshape(N, cin, -1)).view(N, rank, *input.shape[2:])
+    cout = out_factor.shape[0]
+    # Batched GEMMs with the factor broadcast over the batch (stride 0): no
+    # copies of the activations, unlike torch.matmul's folding of a 2-D @ 3-D
+    # product (see the "gemm" section of the benchmark).
+    x = input.reshape(N, cin, -1)
+    t = torch.bmm(in_factor.t().unsqueeze(0).expand(N, rank, cin), x).view(N, rank, *input.shape[2:])
     u = one_way_conv(t, [f.t() for f in spatial_factors], weights, stride, padding, dilation)
-    y = torch.matmul(out_factor, u.view(N, rank, -1))
-    if bias is not None:
-        y = y.add_(bias.view(1, -1, 1))
-    y = y.view(N, out_factor.shape[0], *u.shape[2:])
+    a = out_factor.unsqueeze(0).expand(N, cout, rank)
+    u3 = u.view(N, rank, -1)
+    if bias is None:
+        y = torch.bmm(a, u3)
+    else:
+        y = torch.baddbmm(bias.view(1, cout, 1).expand(N, cout, u3.shape[2]), a, u3)
+    y = y.view(N, cout, *u.shape[2:])
     return y if mf == torch.contiguous_format else y.contiguous(memory_format=mf)
