@@ -44,3 +44,17 @@ def test_balance_keeps_the_tensor_and_equalizes_norms():
         torch.testing.assert_close(tl.cp_to_tensor((None, out)), tl.cp_to_tensor((weights, factors)))
     norms = torch.stack([f.norm(dim=0) for f in out])
     torch.testing.assert_close(norms, norms[:1].expand_as(norms))
+
+
+def test_svd_init_matches_tensorly_svd_init():
+    from tensorly.decomposition._cp import initialize_cp
+
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(6, 5, 3, 3, generator=g, dtype=torch.float64)
+    ours = _decompose.svd_init(x, 4)
+    with tl.backend_context("pytorch"):
+        ref = initialize_cp(x, 4, init="svd").factors
+    for mode, (a, b) in enumerate(zip(ours, ref)):
+        k = min(4, x.shape[mode])  # the rest are random columns in both
+        # singular vectors are defined up to sign
+        torch.testing.assert_close(a[:, :k].abs(), b[:, :k].abs(), atol=1e-8, rtol=1e-6)

@@ -310,6 +310,7 @@ class _FactorizedConvNd(nn.Module):
         random_state: int | None = 0,
         memory_budget: int = _decompose.DEFAULT_BUDGET,
         progress: bool = False,
+        restarts: int | None = None,
     ):
         """Compress a dense ``nn.Conv2d`` (``nn.Conv3d`` for FactorizedConv3d) into a
         factorized layer of the given ``rank`` (int, or float fraction of the dense
@@ -319,7 +320,9 @@ class _FactorizedConvNd(nn.Module):
         with a chunked MTTKRP whose temporaries stay under ``memory_budget`` elements
         (see :mod:`leanconv.nn._decompose`), so memory grows with the kernel, not with
         kernel size x rank; the factors are then balanced (equal column norms across
-        modes, weights folded in).  factorization='spatial': per-kernel truncated SVD
+        modes, weights folded in); ALS is restarted from random starts and the best fit
+        kept (``restarts``, default 3 for small kernels, 1 for large ones).
+        factorization='spatial': per-kernel truncated SVD
         (2-D) or batched ALS (3-D).  Stride, padding, dilation, padding_mode and bias
         are copied; the new layer is on the conv's device and dtype.
         """
@@ -338,7 +341,7 @@ class _FactorizedConvNd(nn.Module):
             if factorization == "cp":
                 weights, factors = _decompose.cp_decompose(
                     w, layer.rank, n_iter_max=n_iter_max, tol=tol, init=init, random_state=random_state,
-                    memory_budget=memory_budget, progress=progress,
+                    memory_budget=memory_budget, progress=progress, restarts=restarts,
                 )
                 factors = _decompose.balance(weights, factors)
                 layer.cp_weights.fill_(1.0)
