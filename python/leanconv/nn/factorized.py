@@ -225,8 +225,13 @@ class _FactorizedConvNd(nn.Module):
         reconstructed from the factors, differentiable)."""
         letters = "zyx"[3 - self._dims :]
         if self.factorization == "cp":
-            spec = "r,or,ir," + ",".join(f"{a}r" for a in letters) + "->oi" + letters
-            return torch.einsum(spec, self.cp_weights, self.out_factor, self.in_factor, *self.spatial_factors)
+            # (A * lam) @ khatri_rao(B, F...)^T: temporaries of C_in * prod(k) * R elements at most
+            # (a plain einsum would contract left to right through a C_out x C_in x R tensor)
+            kr = self.in_factor
+            for f in self.spatial_factors:
+                kr = (kr[:, None, :] * f[None, :, :]).reshape(-1, self.rank)
+            w = (self.out_factor * self.cp_weights) @ kr.t()
+            return w.view(self.out_channels, self.in_channels, *self.kernel_size)
         spec = ",".join(f"oi{a}r" for a in letters) + "->oi" + letters
         return torch.einsum(spec, *self.spatial_factors)
 
