@@ -13,6 +13,8 @@ OPS = [
     "depthwise_conv",
     "depthwise_conv_backward_input",
     "depthwise_conv_backward_weight",
+    "one_way_conv",
+    "one_way_conv_backward",
 ]
 
 

@@ -134,6 +134,11 @@ DepthwiseParams depthwise_backward_params(const at::Tensor& grad_output,
   return p;
 }
 
+DepthwiseParams depthwise_params(int dims, c10::IntArrayRef input_size,
+                                 c10::IntArrayRef kernel_size, const DepthwiseGeometry& g) {
+  return make_params(dims, input_size, kernel_size, g);
+}
+
 bool prefers_channels_last(const at::Tensor& t) {
   if (t.is_contiguous()) return false;
   return t.dim() == 4 ? t.is_contiguous(at::MemoryFormat::ChannelsLast)

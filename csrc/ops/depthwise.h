@@ -39,6 +39,12 @@ DepthwiseParams depthwise_backward_params(const at::Tensor& grad_output,
                                           c10::IntArrayRef stride, c10::IntArrayRef padding,
                                           c10::IntArrayRef dilation);
 
+// Checks that the kernel fits the padded input along every axis and fills
+// the params for an input of `input_size` (N, C, spatial...) and a kernel of
+// `kernel_size` (spatial sizes only).  Shared with the one-way filter ops.
+DepthwiseParams depthwise_params(int dims, c10::IntArrayRef input_size,
+                                 c10::IntArrayRef kernel_size, const DepthwiseGeometry& g);
+
 // True when the tensor's strides are those of channels_last (2-D) or
 // channels_last_3d (3-D) and not also plain contiguous.
 bool prefers_channels_last(const at::Tensor& t);

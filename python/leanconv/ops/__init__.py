@@ -8,10 +8,20 @@ from __future__ import annotations
 
 from .. import _ext
 from .depthwise import depthwise_conv, depthwise_conv2d, depthwise_conv3d
+from .factorized import factorized_conv, one_way_conv, one_way_conv_unfused
 
-__all__ = ["depthwise_conv", "depthwise_conv2d", "depthwise_conv3d"]
+__all__ = [
+    "depthwise_conv",
+    "depthwise_conv2d",
+    "depthwise_conv3d",
+    "factorized_conv",
+    "one_way_conv",
+    "one_way_conv_unfused",
+]
 
 if _ext.available():
     from . import depthwise as _depthwise
+    from . import factorized as _factorized
 
     _depthwise._register()
+    _factorized._register()

@@ -1,0 +1,387 @@
+"""One-way factorized ("a priori compressed") convolutions: FactorizedConv2d/3d.
+
+factorization="cp" (default) - the CP format (Lebedev et al. 2015, tensorly-torch):
+
+    W[o, i, (z,) y, x] = sum_r  lam[r] * A[o, r] * B[i, r] * (Fz[z, r] *) Fy[y, r] * Fx[x, r]
+
+run as: 1x1 GEMM C_in -> R (B), the fused chain of 1-D filters on the R
+channels (leanconv.ops.one_way_conv, with the layer's stride / padding /
+dilation), 1x1 GEMM R -> C_out (A) plus bias.  Parameters: R*(C_in + C_out +
+sum(k) + 1) (+ bias) against C_in*C_out*prod(k) for the dense layer.
+
+factorization="spatial" - every (o, i) kernel is its own rank-R sum of one-way
+filters, channels not factorized: parameters C_out*C_in*R*sum(k).  It saves
+parameters, not FLOPs: the kernel is reconstructed at each forward and run by
+the library's dense convolution.
+
+A priori initialisation (variance of the reconstructed kernel = nn.Conv2d's):
+nn.ConvNd's default init is kaiming_uniform(a=sqrt(5)), i.e. U(-b, b) with
+b = 1/sqrt(fan_in), fan_in = C_in * prod(k), so Var(W) = 1/(3 fan_in).  With
+independent zero-mean factors the variance of a sum of R products is R times
+the product of the factor variances, so we draw
+
+    cp:       lam = 1, B ~ N(0, 1/C_in), F_axis ~ N(0, 1/k_axis), A ~ N(0, 1/(3R))
+              -> Var(W) = R * 1/(3R) * 1/C_in * prod 1/k = 1/(3 fan_in)
+    spatial:  F_axis ~ N(0, c/k_axis) with c = (1/(3 C_in R))^(1/n_axes)
+              -> Var(W) = R * c^n / prod(k) = 1/(3 fan_in)
+
+(the cp split keeps each intermediate activation at the input's variance: B
+sums C_in terms of variance 1/C_in, each filter k terms of variance 1/k).  The
+bias is drawn like nn.ConvNd's, U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..ops._geometry import padding_pairs, same_padding
+from ..ops.factorized import factorized_conv
+from . import _decompose
+
+__all__ = ["FactorizedConv2d", "FactorizedConv3d", "resolve_rank", "factorized_param_count"]
+
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+_FACTORIZATIONS = ("cp", "spatial")
+
+
+def _tuple(value, n: int, name: str, owner: str, minimum: int = 1) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        values = (value,) * n
+    else:
+        try:
+            values = tuple(value)
+        except TypeError:
+            values = ()
+        if len(values) == 1:
+            values = values * n
+    if len(values) != n or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"{owner}: {name} must be an int or a tuple of {n} ints, got {value!r}")
+    if any(v < minimum for v in values):
+        raise ValueError(f"{owner}: {name} must be >= {minimum}, got {value!r}")
+    return values
+
+
+def factorized_param_count(in_channels: int, out_channels: int, kernel_size: Sequence[int], rank: int,
+                           factorization: str = "cp") -> int:
+    """Weight parameters of a factorized layer (bias not counted)."""
+    if factorization == "cp":
+        return rank * (in_channels + out_channels + sum(kernel_size) + 1)
+    return out_channels * in_channels * rank * sum(kernel_size)
+
+
+def resolve_rank(rank: int | float, in_channels: int, out_channels: int, kernel_size: Sequence[int],
+                 factorization: str = "cp", owner: str = "FactorizedConv") -> int:
+    """The integer rank for ``rank``: an int >= 1 as is, or a float in (0, 1] taken as
+    the fraction of the dense weight count to keep (R = max(1, floor(ratio * dense /
+    params per rank)))."""
+    if isinstance(rank, bool) or not isinstance(rank, (int, float)):
+        raise ValueError(f"{owner}: rank must be an int >= 1 or a float in (0, 1], got {rank!r}")
+    if isinstance(rank, int):
+        if rank < 1:
+            raise ValueError(f"{owner}: rank must be >= 1 when given as an int, got {rank}")
+        return rank
+    if not (0.0 < rank <= 1.0) or math.isnan(rank):
+        raise ValueError(
+            f"{owner}: rank given as a float is the fraction of the dense parameter count to keep "
+            f"and must be in (0, 1], got {rank}"
+        )
+    dense = in_channels * out_channels * math.prod(kernel_size)
+    per_rank = factorized_param_count(in_channels, out_channels, kernel_size, 1, factorization)
+    return max(1, math.floor(rank * dense / per_rank + 1e-9))
+
+
+class _FactorizedConvNd(nn.Module):
+    _dims = 2
+    _dense_cls: type = nn.Conv2d
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device=None,
+        dtype=None,
+        *,
+        rank: int | float = 0.1,
+        factorization: str = "cp",
+    ) -> None:
+        super().__init__()
+        name, n = type(self).__name__, self._dims
+        for arg, v in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name}: {arg} must be a positive int, got {v!r}")
+        if groups != 1:
+            raise ValueError(
+                f"{name}: groups must be 1 (a CP factorization mixes all channels), got {groups}; "
+                f"use leanconv.nn.DepthwiseConv{n}d for depthwise convolutions"
+            )
+        if padding_mode not in _PADDING_MODES:
+            raise ValueError(f"{name}: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
+        if factorization not in _FACTORIZATIONS:
+            raise ValueError(f"{name}: factorization must be one of {_FACTORIZATIONS}, got {factorization!r}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = _tuple(kernel_size, n, "kernel_size", name)
+        self.stride = _tuple(stride, n, "stride", name)
+        self.dilation = _tuple(dilation, n, "dilation", name)
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"{name}: padding must be 'same', 'valid', an int or a tuple of {n} ints, got {padding!r}")
+            if padding == "same" and any(s != 1 for s in self.stride):
+                raise ValueError(f"{name}: padding='same' is not supported for strided convolutions (stride={self.stride})")
+            self.padding = padding
+        else:
+            self.padding = _tuple(padding, n, "padding", name, minimum=0)
+        self.groups = 1
+        self.padding_mode = padding_mode
+        self.factorization = factorization
+        self.rank = resolve_rank(rank, in_channels, out_channels, self.kernel_size, factorization, name)
+        dense = self.dense_param_count
+        if self.param_count > dense:
+            warnings.warn(
+                f"{name}: rank {self.rank} gives {self.param_count} weight parameters, more than the "
+                f"{dense} of the dense convolution; a smaller rank (or the dense layer) makes more sense",
+                UserWarning,
+                stacklevel=2,
+            )
+        kw = {"device": device, "dtype": dtype}
+        R = self.rank
+        if factorization == "cp":
+            self.out_factor = nn.Parameter(torch.empty(out_channels, R, **kw))
+            self.in_factor = nn.Parameter(torch.empty(in_channels, R, **kw))
+            self.spatial_factors = nn.ParameterList(
+                [nn.Parameter(torch.empty(k, R, **kw)) for k in self.kernel_size]
+            )
+            self.cp_weights = nn.Parameter(torch.empty(R, **kw))
+        else:
+            self.spatial_factors = nn.ParameterList(
+                [nn.Parameter(torch.empty(out_channels, in_channels, k, R, **kw)) for k in self.kernel_size]
+            )
+        if bias:
+            self.bias = nn.Parameter(torch.empty(out_channels, **kw))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def param_count(self) -> int:
+        """Weight parameters of this layer (bias not counted)."""
+        return factorized_param_count(self.in_channels, self.out_channels, self.kernel_size, self.rank,
+                                      self.factorization)
+
+    @property
+    def dense_param_count(self) -> int:
+        """Weight parameters of the equivalent dense convolution."""
+        return self.in_channels * self.out_channels * math.prod(self.kernel_size)
+
+    @property
+    def compression(self) -> float:
+        """Dense weight count / factorized weight count."""
+        return self.dense_param_count / self.param_count
+
+    # ------------------------------------------------------------------ init
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """A priori init: the reconstructed kernel has nn.ConvNd's default variance
+        1/(3 fan_in) (formulas in the module docstring)."""
+        fan_in = self.in_channels * math.prod(self.kernel_size)
+        R = self.rank
+        if self.factorization == "cp":
+            self.cp_weights.fill_(1.0)
+            self.in_factor.normal_(0.0, 1.0 / math.sqrt(self.in_channels))
+            self.out_factor.normal_(0.0, 1.0 / math.sqrt(3.0 * R))
+            for f, k in zip(self.spatial_factors, self.kernel_size):
+                f.normal_(0.0, 1.0 / math.sqrt(k))
+        else:
+            c = (1.0 / (3.0 * self.in_channels * R)) ** (1.0 / self._dims)
+            for f, k in zip(self.spatial_factors, self.kernel_size):
+                f.normal_(0.0, math.sqrt(c / k))
+        if self.bias is not None:
+            bound = 1.0 / math.sqrt(fan_in)
+            self.bias.uniform_(-bound, bound)
+
+    # ------------------------------------------------------------------ views
+    def cp_tensor(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``(weights, factors)`` in tensorly's CP layout, factors in kernel-mode order
+        (C_out, C_in, (D,) H, W) - factorization='cp' only."""
+        if self.factorization != "cp":
+            raise ValueError(f"{type(self).__name__}.cp_tensor: only for factorization='cp', this layer is 'spatial'")
+        return self.cp_weights, [self.out_factor, self.in_factor, *self.spatial_factors]
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The dense kernel (C_out, C_in, k...) this layer computes with (read-only,
+        reconstructed from the factors, differentiable)."""
+        letters = "zyx"[3 - self._dims :]
+        if self.factorization == "cp":
+            # (A * lam) @ khatri_rao(B, F...)^T: temporaries of C_in * prod(k) * R elements at most
+            # (a plain einsum would contract left to right through a C_out x C_in x R tensor)
+            kr = self.in_factor
+            for f in self.spatial_factors:
+                kr = (kr[:, None, :] * f[None, :, :]).reshape(-1, self.rank)
+            w = (self.out_factor * self.cp_weights) @ kr.t()
+            return w.view(self.out_channels, self.in_channels, *self.kernel_size)
+        spec = ",".join(f"oi{a}r" for a in letters) + "->oi" + letters
+        return torch.einsum(spec, *self.spatial_factors)
+
+    def __setattr__(self, name, value):
+        if name == "weight":
+            raise AttributeError(
+                f"{type(self).__name__}.weight is read-only (it is reconstructed from the factors); "
+                f"use {type(self).__name__}.from_conv(conv, rank) to start from a dense kernel"
+            )
+        super().__setattr__(name, value)
+
+    def _padding_pairs(self) -> list[int]:
+        n = self._dims
+        if self.padding == "valid":
+            return [0] * (2 * n)
+        if self.padding == "same":
+            return same_padding(self.kernel_size, self.dilation)
+        return padding_pairs(list(self.padding), n)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        name, n = type(self).__name__, self._dims
+        if input.dim() != n + 2 or input.shape[1] != self.in_channels:
+            shape = "(N, C, H, W)" if n == 2 else "(N, C, D, H, W)"
+            raise ValueError(
+                f"{name}: input must be {n + 2}-D {shape} with C = in_channels = {self.in_channels}, "
+                f"got shape {tuple(input.shape)}"
+            )
+        pairs = self._padding_pairs()
+        if self.padding_mode != "zeros":
+            pad = [p for i in reversed(range(n)) for p in (pairs[2 * i], pairs[2 * i + 1])]
+            input = F.pad(input, pad, mode=self.padding_mode)
+            pairs = [0] * (2 * n)
+        if self.factorization == "cp":
+            return factorized_conv(
+                input, self.in_factor, list(self.spatial_factors), self.out_factor, self.cp_weights, self.bias,
+                list(self.stride), pairs, list(self.dilation),
+            )
+        conv = F.conv2d if n == 2 else F.conv3d
+        pad = [pairs[2 * i] for i in range(n)]
+        if any(pairs[2 * i] != pairs[2 * i + 1] for i in range(n)):
+            input = F.pad(input, [p for i in reversed(range(n)) for p in (pairs[2 * i], pairs[2 * i + 1])])
+            pad = [0] * n
+        return conv(input, self.weight, self.bias, self.stride, pad, self.dilation)
+
+    def extra_repr(self) -> str:
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+             f"padding={self.padding!r}")
+        if self.dilation != (1,) * self._dims:
+            s += f", dilation={self.dilation}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode!r}"
+        return s + f", rank={self.rank}, factorization={self.factorization!r} ({self.compression:.3g}x fewer weights)"
+
+    # ------------------------------------------------------------------ conversions
+    def to_dense(self) -> nn.Module:
+        """An equivalent nn.Conv2d / nn.Conv3d holding the reconstructed kernel."""
+        ref = self.bias if self.bias is not None else next(self.parameters())
+        conv = self._dense_cls(
+            self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding, self.dilation,
+            1, self.bias is not None, self.padding_mode, device=ref.device, dtype=ref.dtype,
+        )
+        with torch.no_grad():
+            conv.weight.copy_(self.weight)
+            if self.bias is not None:
+                conv.bias.copy_(self.bias)
+        return conv
+
+    @classmethod
+    def from_conv(
+        cls,
+        conv: nn.Module,
+        rank: int | float,
+        *,
+        factorization: str = "cp",
+        n_iter_max: int = 100,
+        tol: float = 1e-7,
+        init: str = "svd",
+        random_state: int | None = 0,
+        memory_budget: int = _decompose.DEFAULT_BUDGET,
+        progress: bool = False,
+        restarts: int | None = None,
+    ):
+        """Compress a dense ``nn.Conv2d`` (``nn.Conv3d`` for FactorizedConv3d) into a
+        factorized layer of the given ``rank`` (int, or float fraction of the dense
+        weight count).
+
+        factorization='cp': tensorly's ``parafac`` (CP-ALS) on the kernel, in float32,
+        with a chunked MTTKRP whose temporaries stay under ``memory_budget`` elements
+        (see :mod:`leanconv.nn._decompose`), so memory grows with the kernel, not with
+        kernel size x rank; the factors are then balanced (equal column norms across
+        modes, weights folded in); ALS is restarted from random starts and the best fit
+        kept (``restarts``, default 3 for small kernels, 1 for large ones).
+        factorization='spatial': per-kernel truncated SVD
+        (2-D) or batched ALS (3-D).  Stride, padding, dilation, padding_mode and bias
+        are copied; the new layer is on the conv's device and dtype.
+        """
+        name = cls.__name__
+        if not isinstance(conv, cls._dense_cls):
+            raise TypeError(f"{name}.from_conv: conv must be a {cls._dense_cls.__name__}, got {type(conv).__name__}")
+        if conv.groups != 1:
+            raise ValueError(f"{name}.from_conv: conv.groups must be 1, got {conv.groups}")
+        w = conv.weight
+        layer = cls(
+            conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation, 1,
+            conv.bias is not None, conv.padding_mode, device=w.device, dtype=w.dtype,
+            rank=rank, factorization=factorization,
+        )
+        with torch.no_grad():
+            if factorization == "cp":
+                weights, factors = _decompose.cp_decompose(
+                    w, layer.rank, n_iter_max=n_iter_max, tol=tol, init=init, random_state=random_state,
+                    memory_budget=memory_budget, progress=progress, restarts=restarts,
+                )
+                factors = _decompose.balance(weights, factors)
+                layer.cp_weights.fill_(1.0)
+                layer.out_factor.copy_(factors[0])
+                layer.in_factor.copy_(factors[1])
+                for dst, src in zip(layer.spatial_factors, factors[2:]):
+                    dst.copy_(src)
+            else:
+                for dst, src in zip(layer.spatial_factors, _decompose.spatial_decompose(w, layer.rank)):
+                    dst.copy_(src)
+            if conv.bias is not None:
+                layer.bias.copy_(conv.bias)
+        return layer
+
+
+class FactorizedConv2d(_FactorizedConvNd):
+    """One-way factorized 2-D convolution; drop-in for ``nn.Conv2d`` (same positional
+    arguments; ``groups`` must be 1) plus keyword ``rank`` (int, or float fraction of
+    the dense weight count, default 0.1 = 10x fewer weights) and ``factorization``
+    ('cp' or 'spatial').
+
+    Parameters (cp): ``out_factor`` (C_out, R), ``in_factor`` (C_in, R),
+    ``spatial_factors`` [(kH, R), (kW, R)], ``cp_weights`` (R,), ``bias`` (C_out,).
+    ``weight`` is a read-only reconstruction of the dense kernel, so
+    ``F.conv2d(x, m.weight, m.bias, m.stride, m.padding, m.dilation)`` equals ``m(x)``.
+    ``to_dense()`` and ``FactorizedConv2d.from_conv(conv, rank)`` convert both ways.
+    """
+
+    _dims = 2
+    _dense_cls = nn.Conv2d
+
+
+class FactorizedConv3d(_FactorizedConvNd):
+    """One-way factorized 3-D convolution; drop-in for ``nn.Conv3d`` (see
+    :class:`FactorizedConv2d`; spatial factors are [(kD, R), (kH, R), (kW, R)])."""
+
+    _dims = 3
+    _dense_cls = nn.Conv3d

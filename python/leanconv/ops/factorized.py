@@ -1,0 +1,204 @@
+"""One-way factorized (CP) convolution ops.
+
+A CP convolution has the kernel
+
+    W[o, i, (z,) y, x] = sum_r  lam[r] * A[o, r] * B[i, r] * (Fz[z, r] *) Fy[y, r] * Fx[x, r]
+
+and is computed as three steps (:func:`factorized_conv`):
+
+1. channel mixing ``C_in -> R`` with ``B`` (a GEMM, ``torch.matmul``);
+2. :func:`one_way_conv` on the R channels: the 1-D filters along W, H (and D),
+   times ``lam``, fused in one hand-written kernel so the intermediates stay in
+   cache (registered op ``torch.ops.leanconv.one_way_conv`` and its backward);
+3. channel mixing ``R -> C_out`` with ``A`` (a GEMM) plus bias.
+
+:func:`one_way_conv_unfused` computes step 2 with one depthwise convolution
+per axis instead; the benchmark compares the two.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ._geometry import ntuple, padding_pairs
+from .depthwise import _memory_format, _output_shape, depthwise_conv
+
+__all__ = ["one_way_conv", "one_way_conv_unfused", "factorized_conv"]
+
+
+def _split_filters(filters: Sequence[torch.Tensor], dims: int):
+    filters = list(filters)
+    if len(filters) != dims:
+        raise ValueError(
+            f"filters must hold one (C, k) filter per spatial axis ({dims} for a "
+            f"{dims + 2}-D input, in (D,) H, W order), got {len(filters)}"
+        )
+    return (filters[0] if dims == 3 else None), filters[-2], filters[-1]
+
+
+def _register() -> None:
+    lib = "leanconv::"
+    ops = torch.ops.leanconv
+
+    @torch.library.register_fake(lib + "one_way_conv")
+    def _fake_forward(input, filter_d, filter_h, filter_w, scale, stride, padding, dilation):
+        ks = ([filter_d.shape[1]] if filter_d is not None else []) + [filter_h.shape[1], filter_w.shape[1]]
+        shape = _output_shape(input.shape, ks, stride, padding, dilation)
+        return input.new_empty(shape).contiguous(memory_format=_memory_format(input))
+
+    @torch.library.register_fake(lib + "one_way_conv_backward")
+    def _fake_backward(grad_output, input, filter_d, filter_h, filter_w, scale, stride, padding, dilation, mask):
+        def none():
+            return input.new_empty([0])
+
+        gx = input.new_empty(input.shape).contiguous(memory_format=_memory_format(input)) if mask[0] else none()
+        if not mask[1]:
+            return gx, none(), none(), none(), none()
+        gd = filter_d.new_empty(filter_d.shape) if filter_d is not None else none()
+        gs = scale.new_empty(scale.shape) if scale is not None else none()
+        return gx, gd, filter_h.new_empty(filter_h.shape), filter_w.new_empty(filter_w.shape), gs
+
+    def _setup(ctx, inputs, output):
+        input, filter_d, filter_h, filter_w, scale, stride, padding, dilation = inputs
+        ctx.save_for_backward(input, filter_d, filter_h, filter_w, scale)
+        ctx.geometry = (list(stride), list(padding), list(dilation))
+
+    def _backward(ctx, grad):
+        input, filter_d, filter_h, filter_w, scale = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        mask = [bool(needs[0]), bool(any(needs[1:5]))]
+        if not any(mask):
+            return (None,) * 8
+        gx, gd, gh, gw, gs = ops.one_way_conv_backward(
+            grad.contiguous(), input, filter_d, filter_h, filter_w, scale, *ctx.geometry, mask
+        )
+        return (
+            gx if needs[0] else None,
+            gd if needs[1] else None,
+            gh if needs[2] else None,
+            gw if needs[3] else None,
+            gs if needs[4] else None,
+            None,
+            None,
+            None,
+        )
+
+    torch.library.register_autograd(lib + "one_way_conv", _backward, setup_context=_setup)
+
+    def _setup_backward(ctx, inputs, output):
+        pass
+
+    def _no_double_backward(ctx, *grads):
+        raise NotImplementedError(
+            "leanconv: double backward through one_way_conv (FactorizedConv2d/3d) is not "
+            "implemented; use first-order gradients, or factorization='spatial' (dense path)"
+        )
+
+    torch.library.register_autograd(
+        lib + "one_way_conv_backward", _no_double_backward, setup_context=_setup_backward
+    )
+
+
+def one_way_conv(
+    input: torch.Tensor,
+    filters: Sequence[torch.Tensor],
+    scale: torch.Tensor | None = None,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+) -> torch.Tensor:
+    """Chain of per-channel 1-D filters on a 4-D (N, C, H, W) or 5-D (N, C, D, H, W) input.
+
+    ``filters`` holds one (C, k) tensor per spatial axis in (D,) H, W order;
+    channel ``c`` is filtered along W by ``filters[-1][c]``, along H by
+    ``filters[-2][c]`` (and along D by ``filters[0][c]``), then multiplied by
+    ``scale[c]``.  Same result as a depthwise ``F.conv2d``/``F.conv3d`` whose
+    kernel is the outer product of the filters (times ``scale``); stride,
+    padding (int, per axis, or (before, after) pairs) and dilation apply per
+    axis.  Computed by one fused kernel; differentiable once.
+    """
+    from .. import _ext
+
+    _ext.load()
+    if input.dim() not in (4, 5):
+        raise ValueError(f"input must be 4-D (N, C, H, W) or 5-D (N, C, D, H, W), got shape {tuple(input.shape)}")
+    n = input.dim() - 2
+    fd, fh, fw = _split_filters(filters, n)
+    return torch.ops.leanconv.one_way_conv(
+        input, fd, fh, fw, scale, ntuple(stride, n, "stride"), padding_pairs(padding, n), ntuple(dilation, n, "dilation")
+    )
+
+
+def one_way_conv_unfused(input, filters, scale=None, stride=1, padding=0, dilation=1) -> torch.Tensor:
+    """:func:`one_way_conv` computed as one depthwise convolution per axis
+    (``leanconv.ops.depthwise_conv``), each intermediate going through memory.
+    Same arguments and result; kept as the baseline of the fused kernel."""
+    if input.dim() not in (4, 5):
+        raise ValueError(f"input must be 4-D (N, C, H, W) or 5-D (N, C, D, H, W), got shape {tuple(input.shape)}")
+    n = input.dim() - 2
+    filters = list(filters)
+    _split_filters(filters, n)
+    st, dl = ntuple(stride, n, "stride"), ntuple(dilation, n, "dilation")
+    pads = padding_pairs(padding, n)
+    y = input
+    for axis in reversed(range(n)):  # W first, as the fused kernel
+        f = filters[axis]
+        if axis == 0 and scale is not None:
+            f = f * scale[:, None]
+        shape = [1] * n
+        shape[axis] = f.shape[1]
+        ax_stride, ax_dil, ax_pad = [1] * n, [1] * n, [0] * (2 * n)
+        ax_stride[axis], ax_dil[axis] = st[axis], dl[axis]
+        ax_pad[2 * axis], ax_pad[2 * axis + 1] = pads[2 * axis], pads[2 * axis + 1]
+        y = depthwise_conv(y, f.reshape(f.shape[0], 1, *shape), None, ax_stride, ax_pad, ax_dil)
+    return y
+
+
+def factorized_conv(
+    input: torch.Tensor,
+    in_factor: torch.Tensor,
+    spatial_factors: Sequence[torch.Tensor],
+    out_factor: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+) -> torch.Tensor:
+    """CP convolution: ``F.conv2d/3d(input, W, bias, stride, padding, dilation)`` with the
+    kernel ``W[o, i, ...] = sum_r weights[r] A[o, r] B[i, r] prod_axis F_axis[k_axis, r]``.
+
+    ``in_factor`` B is (C_in, R), ``out_factor`` A is (C_out, R),
+    ``spatial_factors`` one (k, R) matrix per spatial axis in (D,) H, W order
+    (the tensorly CP layout), ``weights`` lam is (R,) or None (ones).  The
+    channel mixing runs on the library GEMM, the spatial filters on
+    :func:`one_way_conv`.  channels_last inputs give channels_last outputs.
+    """
+    if input.dim() not in (4, 5):
+        raise ValueError(f"input must be 4-D (N, C, H, W) or 5-D (N, C, D, H, W), got shape {tuple(input.shape)}")
+    N, cin = input.shape[:2]
+    if in_factor.dim() != 2 or in_factor.shape[0] != cin:
+        raise ValueError(f"in_factor must have shape (C_in, R) with C_in = {cin}, got {tuple(in_factor.shape)}")
+    rank = in_factor.shape[1]
+    if out_factor.dim() != 2 or out_factor.shape[1] != rank:
+        raise ValueError(f"out_factor must have shape (C_out, R) with R = {rank}, got {tuple(out_factor.shape)}")
+    for i, f in enumerate(spatial_factors):
+        if f.dim() != 2 or f.shape[1] != rank:
+            raise ValueError(f"spatial_factors[{i}] must have shape (k, R) with R = {rank}, got {tuple(f.shape)}")
+    mf = _memory_format(input)
+    cout = out_factor.shape[0]
+    # Batched GEMMs with the factor broadcast over the batch (stride 0): no
+    # copies of the activations, unlike torch.matmul's folding of a 2-D @ 3-D
+    # product (see the "gemm" section of the benchmark).
+    x = input.reshape(N, cin, -1)
+    t = torch.bmm(in_factor.t().unsqueeze(0).expand(N, rank, cin), x).view(N, rank, *input.shape[2:])
+    u = one_way_conv(t, [f.t() for f in spatial_factors], weights, stride, padding, dilation)
+    a = out_factor.unsqueeze(0).expand(N, cout, rank)
+    u3 = u.view(N, rank, -1)
+    if bias is None:
+        y = torch.bmm(a, u3)
+    else:
+        y = torch.baddbmm(bias.view(1, cout, 1).expand(N, cout, u3.shape[2]), a, u3)
+    y = y.view(N, cout, *u.shape[2:])
+    return y if mf == torch.contiguous_format else y.contiguous(memory_format=mf)
