@@ -32,8 +32,9 @@ WORK="$ROOT/build/gpu-check"   # logs and results before they are packed
 SITE="$ROOT/build/gpu-check-site"
 STAGES=("$@")
 [ ${#STAGES[@]} -eq 0 ] && STAGES=(build tests bench)
+rm -rf "$WORK"
 mkdir -p "$OUT" "$WORK"
-rm -f "$WORK"/*.log "$WORK"/*.xml
+rm -f "$OUT/summary.txt" "$OUT/tests.log" "$OUT/bench.md" "$OUT/gpu_check.tar.gz"
 export PYTHONUNBUFFERED=1
 export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 STATUS=0
