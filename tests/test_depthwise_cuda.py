@@ -374,6 +374,10 @@ def replay_cases() -> list[str]:
     lines.append(replay_line(2, 1, 1, (20, 20), (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), smem=2048))
     # big tiles that need the opt-in (dilation along H makes the halo tall)
     lines.append(replay_line(2, 1, 1, (200, 70), (63, 7), (1, 1), (93, 93, 3, 3), (3, 1), smem=SMEM_H100, target=3))
+    # stride / dilation along H with several row tiles (tile origins scale with the stride)
+    lines.append(replay_line(2, 1, 1, (300, 20), (3, 5), (2, 1), (1, 1, 2, 2), (1, 1)))
+    lines.append(replay_line(2, 1, 2, (260, 40), (5, 3), (3, 1), (4, 3, 1, 1), (2, 1)))
+    lines.append(replay_line(3, 1, 1, (5, 90, 12), (2, 3, 3), (2, 2, 1), (1, 0, 1, 1, 1, 1), (1, 2, 1)))
     # many chunks per channel in both weight-gradient kernels
     lines.append(replay_line(2, 3, 2, (70, 90), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), target=200))
     lines.append(replay_line(3, 2, 2, (9, 40, 20), (3, 3, 3), (1, 1, 1), (1, 1, 1, 1, 1, 1), (1, 1, 1), target=100))
