@@ -13,6 +13,7 @@ OPS = [
     "depthwise_conv",
     "depthwise_conv_backward_input",
     "depthwise_conv_backward_weight",
+    "wave_step_",
 ]
 
 

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from .. import _ext
 from .depthwise import depthwise_conv, depthwise_conv2d, depthwise_conv3d
+from .wave import wave_step_
 
-__all__ = ["depthwise_conv", "depthwise_conv2d", "depthwise_conv3d"]
+__all__ = ["depthwise_conv", "depthwise_conv2d", "depthwise_conv3d", "wave_step_"]
 
 if _ext.available():
     from . import depthwise as _depthwise
 
     _depthwise._register()
+    from . import wave as _wave
+
+    _wave._register()
