@@ -16,49 +16,66 @@ namespace {
 
 inline int64_t mirror(int64_t i, int64_t n) { return i < 0 ? 1 : (i >= n ? n - 2 : i); }
 
+// 3-point sums down the columns of rows up, uc, dn into col[1..W], mirrored into col[0], col[W+1].
+template <typename T>
+inline void column_sums(T* __restrict col, const T* __restrict up, const T* __restrict uc,
+                        const T* __restrict dn, int64_t W) {
+  for (int64_t j = 0; j < W; ++j) col[j + 1] = up[j] + uc[j] + dn[j];
+  col[0] = col[2];
+  col[W + 1] = col[W - 1];
+}
+
+// 3-point sums along a row, mirrored at its ends.
+template <typename T>
+inline void row_sums(T* __restrict rx, const T* __restrict uc, int64_t W) {
+  rx[0] = uc[0] + 2 * uc[1];
+  for (int64_t j = 1; j < W - 1; ++j) rx[j] = uc[j - 1] + uc[j] + uc[j + 1];
+  rx[W - 1] = uc[W - 1] + 2 * uc[W - 2];
+}
+
+// The update of one row (restrict-qualified parameters, so the loop vectorises
+// without run-time alias checks).
+template <typename T, bool RECT, bool DAMPED, bool FORCED>
+inline void update_row(T* __restrict o, const T* __restrict uc, const T* __restrict col,
+                       const T* __restrict rx, const T* __restrict ak, const T* __restrict bb,
+                       const T* __restrict nd, const T* __restrict f, const T* __restrict af, T k0, T k1,
+                       T k2, int64_t W) {
+  for (int64_t j = 0; j < W; ++j) {
+    const T box = col[j] + col[j + 1] + col[j + 2];
+    T s = k0 * uc[j] - k2 * box;
+    if constexpr (RECT) s += k1 * (col[j + 1] - rx[j]);
+    T v;
+    if constexpr (DAMPED) {
+      v = nd[j] * o[j] + bb[j] * uc[j];
+    } else {
+      v = T(2) * uc[j] - o[j];
+    }
+    v -= ak[j] * s;
+    if constexpr (FORCED) v += af[j] * f[j];
+    o[j] = v;
+  }
+}
+
 template <typename T, bool RECT, bool DAMPED, bool FORCED>
 void rows_impl(const WaveStepParams& p, const WaveStepData<T>& d, const T* u, T* out, int64_t begin,
                int64_t end) {
   const int64_t H = p.height, W = p.width, plane = p.plane();
   const T k0 = static_cast<T>(p.k0), k1 = static_cast<T>(p.k1), k2 = static_cast<T>(p.k2);
   std::vector<T> col_buf(W + 2), rx_buf(RECT ? W : 1);
-  T* __restrict col = col_buf.data();
-  T* __restrict rx = rx_buf.data();
+  T* col = col_buf.data();
+  T* rx = rx_buf.data();
   for (int64_t r = begin; r < end; ++r) {
     const int64_t item = r / H, i = r % H;
     const T* base = u + item * plane;
-    const T* __restrict up = base + mirror(i - 1, H) * W;
-    const T* __restrict uc = base + i * W;
-    const T* __restrict dn = base + mirror(i + 1, H) * W;
-    for (int64_t j = 0; j < W; ++j) col[j + 1] = up[j] + uc[j] + dn[j];
-    col[0] = col[2];
-    col[W + 1] = col[W - 1];
-    if constexpr (RECT) {
-      rx[0] = uc[0] + 2 * uc[1];
-      for (int64_t j = 1; j < W - 1; ++j) rx[j] = uc[j - 1] + uc[j] + uc[j + 1];
-      rx[W - 1] = uc[W - 1] + 2 * uc[W - 2];
-    }
+    const T* uc = base + i * W;
+    column_sums(col, base + mirror(i - 1, H) * W, uc, base + mirror(i + 1, H) * W, W);
+    if constexpr (RECT) row_sums(rx, uc, W);
     const int64_t off = i * W;
-    T* __restrict o = out + item * plane + off;
-    const T* __restrict ak = d.a_k + item * d.s_a_k + off;
-    const T* __restrict bb = DAMPED ? d.b + item * d.s_b + off : nullptr;
-    const T* __restrict nd = DAMPED ? d.negd + item * d.s_negd + off : nullptr;
-    const T* __restrict f = FORCED ? d.force + item * d.s_force + off : nullptr;
-    const T* __restrict af = FORCED ? d.a_f + item * d.s_a_f + off : nullptr;
-    for (int64_t j = 0; j < W; ++j) {
-      const T box = col[j] + col[j + 1] + col[j + 2];
-      T s = k0 * uc[j] - k2 * box;
-      if constexpr (RECT) s += k1 * (col[j + 1] - rx[j]);
-      T v;
-      if constexpr (DAMPED) {
-        v = nd[j] * o[j] + bb[j] * uc[j];
-      } else {
-        v = T(2) * uc[j] - o[j];
-      }
-      v -= ak[j] * s;
-      if constexpr (FORCED) v += af[j] * f[j];
-      o[j] = v;
-    }
+    update_row<T, RECT, DAMPED, FORCED>(
+        out + item * plane + off, uc, col, rx, d.a_k + item * d.s_a_k + off,
+        DAMPED ? d.b + item * d.s_b + off : nullptr, DAMPED ? d.negd + item * d.s_negd + off : nullptr,
+        FORCED ? d.force + item * d.s_force + off : nullptr, FORCED ? d.a_f + item * d.s_a_f + off : nullptr,
+        k0, k1, k2, W);
   }
 }
 

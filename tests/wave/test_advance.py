@@ -87,3 +87,15 @@ def test_backend_choice():
     assert WaveSolver(c).backend == ("kernel" if kernel_available() else "torch")
     with pytest.raises(ValueError, match="backend must be"):
         WaveSolver(c, backend="fast")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("boundary", ["absorbing", "dirichlet"])
+def test_march_lands_on_the_run(backend, boundary):
+    s, u0 = setup(boundary, backend=backend)
+    traj = s.run(u0, steps=40)
+    a, b = s.march(traj[:, 0], traj[:, 1], 39)
+    scale = traj.abs().max()
+    assert (a - traj[:, 39]).abs().max() < 1e-12 * scale and (b - traj[:, 40]).abs().max() < 1e-12 * scale
+    a, b = s.march(traj[:, 0], traj[:, 1], 38, chunk=1)
+    assert (b - traj[:, 39]).abs().max() < 1e-12 * scale
