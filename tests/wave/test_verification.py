@@ -90,7 +90,7 @@ def test_sponge_layer_absorbs_too():
     s = WaveSolver(torch.ones(n + 1, n + 1, dtype=F64), boundary="absorbing", sponge=Sponge(16))
     traj = s.run(torch.tensor(gaussian_pulses(s.grid, [[0.5, 0.5]], 0.05)), steps=round(2.0 / s.dt))[0]
     E = s.energy(traj[:-1], traj[1:]).numpy()
-    assert E[-1] / E[0] <= 1e-3
+    assert E[-1] / E[0] < 0.6 * pulse_energy_left("absorbing")  # measured 5.9e-5 against 1.5e-4
     assert np.all(np.diff(E) <= 1e-12 * E[0])  # damping never adds energy
 
 

@@ -13,11 +13,11 @@ Data sets:
     :class:`DatasetConfig`, :func:`write_dataset` (resumable, atomic shards),
     :func:`open_dataset`, :func:`generate`, :func:`make_dataset`,
     :func:`verify_dataset`, :class:`WaveData`, :class:`WaveWindows` (the
-    ``torch.utils.data.Dataset`` for surrogates), :func:`reference_rollout`
-    and :func:`solver_for` (FE continuation of snapshots).
+    ``torch.utils.data.Dataset`` for surrogates), :func:`reference_rollout`,
+    :func:`solver_for` (FE continuation of snapshots) and :func:`snapshot_energy`.
 """
 from .analytic import ricker_point_source_2d, standing_mode
-from .data import WaveData, generate, make_dataset, open_dataset, reference_rollout, solver_for
+from .data import WaveData, generate, make_dataset, open_dataset, reference_rollout, snapshot_energy, solver_for
 from .generate import DatasetConfig, simulate_trajectories
 from .grid import Boundary, Grid, Sponge, stable_dt
 from .media import MEDIA, velocity_model
@@ -32,5 +32,5 @@ __all__ = [
     "standing_mode", "ricker_point_source_2d",
     "DatasetConfig", "simulate_trajectories", "write_dataset", "open_dataset", "generate", "make_dataset",
     "verify_dataset", "VerifyReport", "DatasetError", "WaveData", "WaveWindows", "split_trajectories",
-    "reference_rollout", "solver_for",
+    "reference_rollout", "solver_for", "snapshot_energy",
 ]

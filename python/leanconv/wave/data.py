@@ -15,7 +15,8 @@ from .grid import Sponge
 from .solver import WaveSolver
 from .store import ARRAYS, DatasetError, check_shard, iter_shards, read_manifest, write_dataset, _new_manifest
 
-__all__ = ["WaveData", "open_dataset", "generate", "make_dataset", "solver_for", "reference_rollout"]
+__all__ = ["WaveData", "open_dataset", "generate", "make_dataset", "solver_for", "reference_rollout",
+           "snapshot_energy"]
 
 
 @dataclass
@@ -240,3 +241,19 @@ def reference_rollout(settings: dict[str, Any] | WaveData, velocity: Any, u_prev
     solver = solver_for(settings, velocity, device=device, dtype=dtype)
     every = int((settings.settings if isinstance(settings, WaveData) else settings)["every"])
     return solver.advance(u_prev, u_now, intervals, every=every)
+
+
+def snapshot_energy(settings: dict[str, Any] | WaveData, velocity: Any, u_prev: Any, u_now: Any, *,
+                    device: Any = None) -> torch.Tensor:
+    """Discrete energy of consecutive snapshots (one snapshot interval apart), float64 ``(B,)``.
+
+    ``1/2 v^T M v + 1/2 u_now^T K u_prev`` with ``v = (u_now - u_prev) / snapshot_dt``
+    and the data set's mass (which depends on ``velocity``) and stiffness; see
+    :meth:`WaveSolver.energy`.  Exactly conserved only between consecutive
+    solver steps; between snapshots ``every`` steps apart it is the same
+    quantity to ``O(snapshot_dt^2)``, so compare drifts, not absolute values,
+    across snapshot spacings.
+    """
+    every = int((settings.settings if isinstance(settings, WaveData) else settings)["every"])
+    solver = solver_for(settings, velocity, device=device, dtype=torch.float64)
+    return solver.energy(u_prev, u_now, interval=every)

@@ -171,9 +171,13 @@ class Boundary(NamedTuple):
 class Sponge:
     """A damping layer ``sigma(d) = strength * (1 - d / width)^2`` next to the absorbing sides.
 
-    ``width`` is in cells; ``strength`` (1/time) defaults to
-    ``3 c_max ln(1000) / (2 width h)``, the usual choice for a quadratic layer
-    that leaves about 1e-3 of a normally incident wave.  The layer adds the
+    ``width`` is in cells; ``strength`` (1/time) defaults to ``2 c_max / L``
+    with ``L = width * h`` the layer's thickness.  A plain damping layer (not
+    a PML) reflects from its own gradient when it is too strong: for a
+    Gaussian pulse in the unit square (n = 64, t = 2) a 16-cell layer with
+    this default leaves 5.9e-5 of the energy against 1.5e-4 for the absorbing
+    sides alone, while strengths of 20-40 leave more than no layer.  Layers
+    thinner than about a wavelength do not help.  The layer adds the
     mass-proportional damping ``sigma M u'`` to the equation.
     """
 
@@ -189,7 +193,7 @@ class Sponge:
     def sigma_max(self, c_max: float, h: float) -> float:
         if self.strength is not None:
             return float(self.strength)
-        return 3.0 * c_max * math.log(1000.0) / (2.0 * self.width * h)
+        return 2.0 * c_max / (self.width * h)
 
     def profile(self, shape: Sequence[int], boundary: "Boundary", c_max: float, h: float):
         """Damping ``sigma`` at the nodes, float64 numpy ``(H, W)``: the largest over the absorbing sides."""
