@@ -12,7 +12,8 @@ array), so ``numpy.load(path, mmap_mode="r")`` maps a shard without reading it.
 ``manifest.json`` holds ``format`` (``"leanconv.wave-dataset"``),
 ``format_version`` (1), ``leanconv_version``, ``seed``, ``samples``, the
 generating ``config`` (:class:`DatasetConfig`), the ``solver`` settings
-(``dt``, ``every``, ``snapshot_dt``, boundary, ...), ``complete``, and per
+(``dt``, ``every``, ``snapshot_dt``, boundary, ...), ``generator`` (device,
+step backend and torch version, for information), ``complete``, and per
 shard its ``index``, first trajectory ``start``, ``count`` and per file its
 ``name``, ``shape``, ``dtype``, ``bytes`` and ``sha256``.
 
@@ -112,6 +113,16 @@ def _new_manifest(config: DatasetConfig, samples: int, seed: int) -> dict[str, A
         "complete": False,
         "shards": [],
     }
+
+
+def _generator_info(device: str | None) -> dict[str, Any]:
+    """What computed the frames (informational; the fused kernel and plain torch ops differ in round-off)."""
+    import torch
+
+    from .solver import _choose_backend
+
+    dev = torch.device(device or "cpu")
+    return {"device": dev.type, "backend": _choose_backend("auto", dev), "torch": torch.__version__}
 
 
 def read_manifest(root: str | os.PathLike) -> dict[str, Any]:
@@ -290,6 +301,7 @@ def write_dataset(
         raise ValueError(f"samples must be a positive integer, got {samples!r}")
     root = Path(root)
     manifest = _prepare_folder(root, _new_manifest(config, samples, seed), overwrite)
+    manifest["generator"] = _generator_info(device)
     done = {s["index"]: s for s in manifest["shards"]}
     todo = []
     for index, start, count in _expected_shards(samples, config.shard_size):
