@@ -5,6 +5,8 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <atomic>
 #include <utility>
 
 #include "cpu/wave_kernel.h"
@@ -28,10 +30,16 @@ void wave_step_cpu(const at::Tensor& prev, const at::Tensor& now, const at::Tens
     const WaveStepData<scalar_t> d = wave_step_data<scalar_t>(prev, now, a_k, b, negd, force, a_f);
     // Splitting the rows of one field costs a thread barrier per step, which is
     // worth it only for large fields (and hurts a lot on a busy machine).
-    if (p.batch >= at::get_num_threads() || p.plane() < kRowSplitMinNodes) {
-      // every step of an item on one thread: one parallel region for the whole call
-      at::parallel_for(0, p.batch, 1, [&](int64_t begin, int64_t end) {
-        LEANCONV_CPU_DISPATCH(wave_steps_items, p, d, steps, begin, end);
+    const int64_t threads = at::get_num_threads();
+    if (p.batch >= threads || p.plane() < kRowSplitMinNodes) {
+      // Every step of an item on one thread, one parallel region for the whole
+      // call; the threads take items from a shared counter, so a thread that
+      // the OS runs less (a busy machine) just does fewer items.
+      // (the dispatch macro returns from the enclosing function: keep it in its own lambda)
+      auto one_item = [&](int64_t item) { LEANCONV_CPU_DISPATCH(wave_steps_items, p, d, steps, item, item + 1); };
+      std::atomic<int64_t> next{0};
+      at::parallel_for(0, std::min(threads, p.batch), 1, [&](int64_t, int64_t) {
+        for (int64_t item = next.fetch_add(1); item < p.batch; item = next.fetch_add(1)) one_item(item);
       });
       return;
     }

@@ -57,7 +57,7 @@ def _fill_ghosts(p: torch.Tensor) -> None:
 
 
 def _one_thread(method: Callable) -> Callable:
-    """Run a CPU solver method's bookkeeping torch ops on one thread (see ``WaveSolver._threads_for``)."""
+    """Run a CPU solver method's bookkeeping torch ops on one thread (see ``WaveSolver._threads_for_bookkeeping``)."""
 
     @functools.wraps(method)
     def wrapper(self: "WaveSolver", *args: Any, **kwargs: Any) -> Any:
@@ -83,8 +83,9 @@ class WaveSolver:
             ``'absorbing'``, or one kind per side (see :class:`Boundary`).
         sponge: optional :class:`Sponge` (or its width in cells) damping a
             layer next to the absorbing sides.
-        device, dtype: where and in what precision to step (default: those of
-            ``velocity`` when it is a floating tensor, else CPU float32).
+        device, dtype: where and in what precision to step (default: the
+            device of ``velocity`` and its dtype when float32/float64, else
+            float32).
             Coefficients are computed in float64 and then rounded.
         check_stability: refuse a ``dt`` above the stability limit
             (``ValueError``).  Turn off only to watch an unstable run blow up.
@@ -94,9 +95,8 @@ class WaveSolver:
             kernel on CPU when the compiled extension is loaded, else torch
             (on CUDA the kernel must be asked for by name for now).
 
-    States are tensors ``(B, H, W)`` (or ``(H, W)`` for B = 1); ``B`` may be a
-    multiple-free broadcast: a solver built for one velocity model steps any
-    batch of states.
+    States are tensors ``(B, H, W)`` (or ``(H, W)`` for B = 1).  A solver
+    built for one velocity model (B = 1) steps a batch of states of any size.
     """
 
     def __init__(
