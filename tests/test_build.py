@@ -15,6 +15,7 @@ OPS = [
     "depthwise_conv_backward_weight",
     "one_way_conv",
     "one_way_conv_backward",
+    "wave_step_",
 ]
 
 

@@ -14,6 +14,12 @@ TORCH_LIBRARY(leanconv, m) {
   m.def("depthwise_conv_backward_weight(Tensor grad_output, Tensor input, int[] kernel_size, "
         "int[] stride, int[] padding, int[] dilation) -> Tensor");
   m.def("depthwise_conv_backward_bias(Tensor grad_output) -> Tensor");
+  // Explicit wave-equation steps in place (see ops/wave_params.h): `steps`
+  // central-difference steps of B mirrored H x W fields; the buffers prev and
+  // now swap roles after every step, so the newest field ends in prev when
+  // steps is odd and in now when it is even.
+  m.def("wave_step_(Tensor(a!) prev, Tensor(b!) now, Tensor a_k, Tensor? b, Tensor? negd, Tensor? force, "
+        "Tensor? a_f, float k0, float k1, float k2, int steps) -> ()");
 }
 
 TORCH_LIBRARY_FRAGMENT(leanconv, m) {

@@ -14,6 +14,8 @@ import sys
 # Sub-command modules, in the order they appear in --help.
 COMMANDS = (
     "info",
+    "simulate",
+    "dataset",
     "bench",
 )
 

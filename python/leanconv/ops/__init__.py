@@ -9,6 +9,7 @@ from __future__ import annotations
 from .. import _ext
 from .depthwise import depthwise_conv, depthwise_conv2d, depthwise_conv3d
 from .factorized import factorized_conv, one_way_conv, one_way_conv_unfused
+from .wave import wave_step_
 
 __all__ = [
     "depthwise_conv",
@@ -17,6 +18,7 @@ __all__ = [
     "factorized_conv",
     "one_way_conv",
     "one_way_conv_unfused",
+    "wave_step_",
 ]
 
 if _ext.available():
@@ -24,4 +26,7 @@ if _ext.available():
     from . import factorized as _factorized
 
     _depthwise._register()
+    from . import wave as _wave
+
     _factorized._register()
+    _wave._register()

@@ -1,0 +1,69 @@
+// Checks of the wave_step_ op.
+#include "ops/wave.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+namespace leanconv {
+
+namespace {
+
+bool given(const std::optional<at::Tensor>& t) { return t.has_value() && t->defined(); }
+
+void check_coefficient(const at::Tensor& t, const char* name, const at::Tensor& state) {
+  TORCH_CHECK(t.dim() == 3 && (t.size(0) == 1 || t.size(0) == state.size(0)) &&
+                  t.size(1) == state.size(1) && t.size(2) == state.size(2),
+              name, " must have shape (1, H, W) or (B, H, W) with (B, H, W) = ", state.sizes(), ", got ",
+              t.sizes());
+  TORCH_CHECK(t.scalar_type() == state.scalar_type(), name, " must have the dtype of prev (",
+              state.scalar_type(), "), got ", t.scalar_type());
+  TORCH_CHECK(t.device() == state.device(), name, " must be on ", state.device(), ", got ", t.device());
+  TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
+}
+
+}  // namespace
+
+WaveStepParams wave_step_params(const at::Tensor& prev, const at::Tensor& now, const at::Tensor& a_k,
+                                const std::optional<at::Tensor>& b, const std::optional<at::Tensor>& negd,
+                                const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f,
+                                double k0, double k1, double k2, int64_t steps) {
+  TORCH_CHECK(prev.dim() == 3 && prev.size(1) >= 3 && prev.size(2) >= 3,
+              "prev must have shape (B, H, W) with H, W >= 3, got ", prev.sizes());
+  TORCH_CHECK(now.sizes() == prev.sizes(), "now must have the shape of prev ", prev.sizes(), ", got ",
+              now.sizes());
+  TORCH_CHECK(prev.scalar_type() == at::kFloat || prev.scalar_type() == at::kDouble,
+              "prev must be float32 or float64, got ", prev.scalar_type());
+  TORCH_CHECK(now.scalar_type() == prev.scalar_type(), "now must have the dtype of prev (",
+              prev.scalar_type(), "), got ", now.scalar_type());
+  TORCH_CHECK(now.device() == prev.device(), "now must be on ", prev.device(), ", got ", now.device());
+  TORCH_CHECK(prev.is_contiguous() && now.is_contiguous(), "prev and now must be contiguous");
+  TORCH_CHECK(prev.data_ptr() != now.data_ptr() || prev.numel() == 0, "prev and now must be different buffers");
+  TORCH_CHECK(steps >= 0, "steps must be >= 0, got ", steps);
+  TORCH_CHECK(std::isfinite(k0) && std::isfinite(k1) && std::isfinite(k2), "k0, k1, k2 must be finite");
+  check_coefficient(a_k, "a_k", prev);
+  TORCH_CHECK(given(b) == given(negd), "b and negd must be given together (a damped step) or not at all");
+  if (given(b)) {
+    check_coefficient(*b, "b", prev);
+    check_coefficient(*negd, "negd", prev);
+  }
+  TORCH_CHECK(given(force) == given(a_f), "force and a_f must be given together or not at all");
+  if (given(force)) {
+    TORCH_CHECK(steps == 1, "force applies to one step: steps must be 1 when force is given, got ", steps);
+    check_coefficient(*force, "force", prev);
+    check_coefficient(*a_f, "a_f", prev);
+  }
+  WaveStepParams p;
+  p.batch = prev.size(0);
+  p.height = prev.size(1);
+  p.width = prev.size(2);
+  p.k0 = k0;
+  p.k1 = k1;
+  p.k2 = k2;
+  p.rect = k1 != 0.0;
+  p.damped = given(b);
+  p.forced = given(force);
+  return p;
+}
+
+}  // namespace leanconv

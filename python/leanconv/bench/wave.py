@@ -1,0 +1,183 @@
+"""Wave solver benchmark: cell updates per second of the fast path against a sparse mat-vec loop.
+
+For each grid (nodes per side) and batch size, one velocity model per batch
+item is stepped by
+
+* ``kernel``: :class:`leanconv.wave.WaveSolver` with leanconv's compiled op
+  ``wave_step_`` (fused, in place, all steps of an item in cache),
+* ``torch``: the same solver stepping with plain torch ops, and
+* ``sparse``: the same scheme with the operators assembled by scikit-fem and
+  one scipy ``csr @ dense(N, B)`` product plus diagonal scalings per step
+  (:class:`leanconv.wave.reference.ReferenceSolver`) - the plain loop.
+
+Both run in the same process, in the same precision, on the same boundary
+(reflecting by default); a "cell update" is one node advanced by one step.
+Optionally (``--generation``) it also times making data sets in memory.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from .common import environment, write_report
+
+DEFAULT_GRIDS = (64, 128, 256, 512)
+DEFAULT_BATCHES = (1, 64)
+
+
+_CLOCK = {"clock": time.perf_counter, "sync": None}
+
+
+def median_ms(fn, min_run_time: float) -> float:
+    """Median duration of ``fn()`` in ms over at least 3 calls and ``min_run_time`` seconds.
+
+    The clock is wall time (CUDA synchronised) or, with ``--cpu-time``, the
+    process's CPU time, which a busy shared machine disturbs much less.
+    """
+    clock, sync = _CLOCK["clock"], _CLOCK["sync"]
+    times: list[float] = []
+    while len(times) < 3 or (sum(times) < min_run_time and len(times) < 50):
+        if sync:
+            sync()
+        t0 = clock()
+        fn()
+        if sync:
+            sync()
+        times.append(clock() - t0)
+    return float(np.median(times)) * 1e3
+
+
+def _steps_for(cells: int) -> int:
+    """Steps per timed call: about 5e8 cell updates, between 20 and 1000 steps (amortises copying the state in and out)."""
+    return int(min(1000, max(20, 5e8 // cells)))
+
+
+def time_fast(n: int, batch: int, dtype: torch.dtype, device: str, boundary: str, min_time: float,
+              backend: str) -> float:
+    """Median milliseconds per step of WaveSolver.march (steps of a state, nothing stored) on ``batch`` models."""
+    from leanconv.wave import WaveSolver
+
+    g = torch.Generator().manual_seed(0)
+    c = (1.0 + torch.rand(batch, n, n, generator=g, dtype=torch.float64))
+    solver = WaveSolver(c, boundary=boundary, dtype=dtype, device=device, backend=backend)
+    u0 = torch.randn(batch, n, n, generator=g).to(device=device, dtype=dtype)
+    steps = _steps_for(batch * n * n)
+    u1 = solver.first_step(u0)
+    solver.march(u0, u1, 2)  # warm-up (allocations, caches, CUDA context)
+    return median_ms(lambda: solver.march(u0, u1, steps), min_run_time=min_time) / steps
+
+
+def time_sparse(n: int, batch: int, dtype: Any, boundary: str, min_time: float) -> float:
+    """Median milliseconds per step of the scikit-fem/scipy loop on ``batch`` models."""
+    from leanconv.wave.reference import ReferenceSolver
+
+    rng = np.random.default_rng(0)
+    ref = ReferenceSolver(1.0 + rng.random((n, n)), boundary=boundary, dtype=dtype).repeat(batch)
+    cols = (lambda a: a.reshape(batch, -1).T.copy()) if batch > 1 else (lambda a: a.reshape(-1))
+    u_prev = cols(rng.standard_normal((batch, n, n)).astype(dtype))
+    u_now = cols(rng.standard_normal((batch, n, n)).astype(dtype))
+    if batch == 1:  # plain vectors, as a single-model loop would hold them
+        ref._m_dt2, ref._inv_lhs, ref._c_2dt = (x[:, 0] for x in (ref._m_dt2, ref._inv_lhs, ref._c_2dt))
+    steps = _steps_for(batch * n * n)
+
+    def loop() -> None:
+        a, b = u_prev, u_now
+        for _ in range(steps):
+            a, b = b, ref.step_cols(a, b)
+
+    return median_ms(loop, min_run_time=min_time) / steps
+
+
+def time_generation(grid: int, samples: int, steps: int, every: int, device: str) -> float:
+    """Seconds to simulate a data set of ``samples`` trajectories in memory."""
+    from leanconv.wave import DatasetConfig, generate
+
+    config = DatasetConfig(grid=grid, steps=steps, every=every)
+    generate(config, 2, seed=1, device=device)  # warm-up
+    t0 = time.perf_counter()
+    generate(config, samples, seed=0, device=device)
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="leanconv bench wave", description=__doc__.split("\n\n")[0])
+    p.add_argument("--grids", type=int, nargs="+", default=list(DEFAULT_GRIDS), help="nodes per side")
+    p.add_argument("--batches", type=int, nargs="+", default=list(DEFAULT_BATCHES))
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (the sparse loop always runs on CPU)")
+    p.add_argument("--boundary", default="neumann")
+    p.add_argument("--backends", nargs="+", default=["kernel", "torch"], choices=["kernel", "torch"],
+                   help="solver step implementations to time")
+    p.add_argument("--min-time", type=float, default=0.5, help="seconds of timing per measurement")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's current setting)")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="time with the process's CPU time instead of wall time (needs --threads 1, CPU)")
+    p.add_argument("--no-sparse", action="store_true", help="skip the sparse baseline (GPU-only sweeps)")
+    p.add_argument("--generation", action="store_true", help="also time data-set generation (200 trajectories)")
+    p.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
+    args = p.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        p.error("--device cuda: no GPU is visible")
+    if args.threads is not None:
+        if args.threads < 1:
+            p.error("--threads must be >= 1")
+        torch.set_num_threads(args.threads)
+    if args.cpu_time:
+        if args.device != "cpu" or torch.get_num_threads() != 1:
+            p.error("--cpu-time needs --device cpu and --threads 1")
+        _CLOCK["clock"] = time.process_time
+    if args.device.startswith("cuda"):
+        _CLOCK["sync"] = torch.cuda.synchronize
+    dtype = getattr(torch, args.dtype)
+    np_dtype = np.float32 if args.dtype == "float32" else np.float64
+    from leanconv.wave.solver import _kernel_available
+
+    backends = [b for b in args.backends if b != "kernel" or _kernel_available(torch.device(args.device))]
+    if "kernel" in args.backends and "kernel" not in backends:
+        print("note: leanconv's compiled wave_step_ op is not available here; timing the torch path only")
+    rows = []
+    for n in args.grids:
+        for batch in args.batches:
+            cells = batch * n * n
+            row = {"grid": f"{n}x{n}", "batch": batch, "device": args.device, "dtype": args.dtype}
+            times = {}
+            for backend in backends:
+                times[backend] = time_fast(n, batch, dtype, args.device, args.boundary, args.min_time, backend)
+                row[f"{backend}_Mcells_per_s"] = cells / times[backend] / 1e3
+            if not args.no_sparse:
+                sparse = time_sparse(n, batch, np_dtype, args.boundary, args.min_time)
+                row["sparse_Mcells_per_s"] = cells / sparse / 1e3
+                for backend in backends:
+                    row[f"{backend}_vs_sparse"] = sparse / times[backend]
+            rows.append(row)
+            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+    notes = ("Million cell updates per second (median) of explicit steps; `kernel` / `torch` = "
+             "leanconv.wave.WaveSolver with the compiled wave_step_ op / with plain torch ops, "
+             "`sparse` = scikit-fem assembly + scipy csr @ dense(N, batch) loop (single-threaded), same run; "
+             "`*_vs_sparse` = speed ratio. "
+             f"Boundary {args.boundary}; each batch item has its own velocity model.")
+    if args.generation:
+        gen_rows = []
+        for grid, steps, every in ((32, 200, 5), (64, 400, 10)):
+            secs = time_generation(grid, 200, steps, every, args.device)
+            gen_rows.append({"grid": grid, "trajectories": 200, "steps": steps, "frames": steps // every + 1,
+                             "seconds": secs, "trajectories_per_s": 200 / secs})
+            print(f"generation grid={grid} steps={steps}: {secs:.2f} s for 200 trajectories", flush=True)
+        from .common import markdown_table
+
+        notes += "\n\nData-set generation in memory (`leanconv.wave.generate`, float32):\n\n" + markdown_table(gen_rows)
+    import os
+
+    notes += f"\n\nLoad average (1, 5, 15 min) after the run: {', '.join(f'{x:.1f}' for x in os.getloadavg())}."
+    name = "wave" if args.device == "cpu" else f"wave-{args.device.split(':')[0]}"
+    if args.cpu_time:
+        name += "-cputime"
+    env = environment(args.device)
+    env["clock"] = "process CPU time" if args.cpu_time else "wall"
+    json_path, md_path = write_report(name, env, rows, args.out and __import__("pathlib").Path(args.out), notes=notes)
+    print(f"wrote {json_path} and {md_path}")
+    return 0
