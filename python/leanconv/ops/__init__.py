@@ -24,9 +24,8 @@ __all__ = [
 if _ext.available():
     from . import depthwise as _depthwise
     from . import factorized as _factorized
-
-    _depthwise._register()
     from . import wave as _wave
 
+    _depthwise._register()
     _factorized._register()
     _wave._register()
