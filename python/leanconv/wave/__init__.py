@@ -18,7 +18,7 @@ Data sets:
 """
 from .analytic import ricker_point_source_2d, standing_mode
 from .data import WaveData, generate, make_dataset, open_dataset, reference_rollout, snapshot_energy, solver_for
-from .generate import DatasetConfig, simulate_trajectories
+from .generate import DatasetConfig, simulate_trajectories, solver_velocity
 from .grid import Boundary, Grid, Sponge, stable_dt
 from .media import MEDIA, velocity_model
 from .solver import WaveSolver
@@ -30,7 +30,7 @@ __all__ = [
     "WaveSolver", "Boundary", "Grid", "Sponge", "stable_dt",
     "ricker", "PointSources", "gaussian_pulses", "MEDIA", "velocity_model",
     "standing_mode", "ricker_point_source_2d",
-    "DatasetConfig", "simulate_trajectories", "write_dataset", "open_dataset", "generate", "make_dataset",
+    "DatasetConfig", "simulate_trajectories", "solver_velocity", "write_dataset", "open_dataset", "generate", "make_dataset",
     "verify_dataset", "VerifyReport", "DatasetError", "WaveData", "WaveWindows", "split_trajectories",
     "reference_rollout", "solver_for", "snapshot_energy",
 ]

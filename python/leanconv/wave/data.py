@@ -203,6 +203,12 @@ def solver_for(settings: dict[str, Any] | WaveData, velocity: Any, *, device: An
     """A :class:`WaveSolver` with a data set's solver settings (``WaveData.settings`` or the manifest's ``solver``)."""
     if isinstance(settings, WaveData):
         settings = settings.settings
+    if int(settings.get("coarsen", 1)) > 1:
+        raise ValueError(
+            f"this data set stores frames coarsened {settings['coarsen']}x from the solver grid "
+            f"{tuple(settings['solver_shape'])}: its snapshots cannot be continued by the solver; "
+            "re-simulate the trajectories with simulate_trajectories(config, seed, indices) instead"
+        )
     c = torch.as_tensor(np.asarray(velocity) if not isinstance(velocity, torch.Tensor) else velocity)
     if c.dim() == 2:
         c = c.unsqueeze(0)
@@ -254,6 +260,10 @@ def snapshot_energy(settings: dict[str, Any] | WaveData, velocity: Any, u_prev: 
     quantity to ``O(snapshot_dt^2)``, so compare drifts, not absolute values,
     across snapshot spacings.
     """
-    every = int((settings.settings if isinstance(settings, WaveData) else settings)["every"])
+    settings = settings.settings if isinstance(settings, WaveData) else settings
+    every = int(settings["every"])
+    k = int(settings.get("coarsen", 1))
+    if k > 1:  # the same energy functional on the grid of the stored frames
+        settings = {**settings, "spacing": settings["spacing"] * k, "coarsen": 1}
     solver = solver_for(settings, velocity, device=device, dtype=torch.float64)
     return solver.energy(u_prev, u_now, interval=every)

@@ -20,7 +20,7 @@ from .media import MEDIA, velocity_model
 from .solver import WaveSolver
 from .sources import PointSources, gaussian_pulses
 
-__all__ = ["DatasetConfig", "simulate_trajectories", "SOURCES"]
+__all__ = ["DatasetConfig", "simulate_trajectories", "solver_velocity", "SOURCES"]
 
 SOURCES = ("pulse", "ricker")
 
@@ -54,6 +54,11 @@ class DatasetConfig:
         dtype: precision of the simulation (``'float32'`` or ``'float64'``);
             frames are stored as float32 either way.
         shard_size: trajectories per shard file.
+        coarsen: keep every ``coarsen``-th node along each axis in the stored
+            frames and velocity (``(grid - 1) % coarsen == 0``): the solver runs
+            on the fine grid, the data set holds its nodal values on a grid
+            ``coarsen`` times coarser (for surrogates that step on a coarse grid).
+            Coarsened snapshots cannot be continued by the solver.
     """
 
     grid: int = 64
@@ -71,6 +76,7 @@ class DatasetConfig:
     ricker_ppw: tuple[float, float] = (10.0, 20.0)
     dtype: str = "float32"
     shard_size: int = 64
+    coarsen: int = 1
 
     def __post_init__(self) -> None:
         def positive_int(name: str, minimum: int = 1) -> None:
@@ -83,6 +89,12 @@ class DatasetConfig:
         positive_int("every")
         positive_int("shard_size")
         positive_int("sponge", 0)
+        positive_int("coarsen")
+        if (self.grid - 1) % self.coarsen:
+            raise ValueError(
+                f"DatasetConfig: coarsen ({self.coarsen}) must divide grid - 1 ({self.grid - 1}) so that the "
+                "coarse nodes are nodes of the solver grid"
+            )
         if self.every > self.steps:
             raise ValueError(f"DatasetConfig: every ({self.every}) must not exceed steps ({self.steps})")
         if not (0 < self.courant <= 1):
@@ -117,6 +129,11 @@ class DatasetConfig:
         return self.courant * stable_dt(self.h, self.h, self.c_max)
 
     @property
+    def frame_grid(self) -> int:
+        """Nodes per side of the stored frames."""
+        return (self.grid - 1) // self.coarsen + 1
+
+    @property
     def frames(self) -> int:
         """Frames per trajectory (including the initial one)."""
         return self.steps // self.every + 1
@@ -149,7 +166,9 @@ class DatasetConfig:
         """What a solver needs to continue these trajectories (also in the manifest)."""
         sponge = self.sponge_layer()
         return {
-            "shape": [self.grid, self.grid],
+            "shape": [self.frame_grid, self.frame_grid],
+            "solver_shape": [self.grid, self.grid],
+            "coarsen": self.coarsen,
             "spacing": self.h,
             "dt": self.dt,
             "every": self.every,
@@ -166,7 +185,7 @@ def _draw(config: DatasetConfig, seed: int, index: int) -> tuple[np.ndarray, dic
     """Velocity model (float32-representable) and source parameters of trajectory ``index``."""
     rng = np.random.default_rng([int(seed), int(index)])
     kind = config.media[int(rng.integers(len(config.media)))]
-    shape = (config.grid, config.grid)
+    shape = (config.grid, config.grid)  # the solver's grid (frames may be coarsened)
     c = velocity_model(kind, rng, shape, config.c_min, config.c_max).astype(np.float32)
     h = config.h
     if config.source == "pulse":
@@ -180,6 +199,12 @@ def _draw(config: DatasetConfig, seed: int, index: int) -> tuple[np.ndarray, dic
         ppw = rng.uniform(*config.ricker_ppw)
         src = {"point": rng.uniform(0.2, 0.8, 2), "f0": config.c_min / (ppw * h), "amplitude": 1.0}
     return c, src
+
+
+def solver_velocity(config: DatasetConfig, seed: int, indices: Sequence[int]) -> np.ndarray:
+    """Velocity models ``(N, grid, grid)`` of trajectories ``indices`` on the solver's
+    grid (the stored velocity is the same at every ``coarsen``-th node)."""
+    return np.stack([_draw(config, seed, i)[0] for i in indices])
 
 
 def simulate_trajectories(
@@ -229,4 +254,5 @@ def simulate_trajectories(
         out_device="cpu",
         progress=progress,
     )
-    return frames.numpy(), velocity
+    k = config.coarsen
+    return np.ascontiguousarray(frames.numpy()[..., ::k, ::k]), np.ascontiguousarray(velocity[:, ::k, ::k])

@@ -1,0 +1,70 @@
+"""``leanconv train``: train a wave surrogate on a data set from ``leanconv simulate``.
+
+Runs as one process, or under torchrun for several processes / nodes:
+``torchrun --nproc-per-node 2 -m leanconv train --data D --out R``.
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def _rank(text: str) -> int | float:
+    value = float(text)
+    return int(value) if value >= 1 and value.is_integer() else value
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    from leanconv.surrogate.train import TrainConfig as C
+
+    p.add_argument("--model", default=C.model, help=f"registry name of the surrogate (default {C.model})")
+    p.add_argument("--conv", default=C.conv, choices=["dense", "factorized", "large_kernel"],
+                   help="how the k x k convolutions are built (default dense)")
+    p.add_argument("--rank", type=_rank, default=None,
+                   help="factorized: CP rank (int >= 1) or fraction of the dense parameters (float in (0, 1))")
+    p.add_argument("--width", type=int, default=C.width, help=f"channels at the top level (default {C.width})")
+    p.add_argument("--levels", type=int, default=C.levels, help=f"U-Net levels (default {C.levels})")
+    p.add_argument("--t-in", type=int, default=C.t_in, help=f"input snapshots (default {C.t_in})")
+    p.add_argument("--t-out", type=int, default=C.t_out, help=f"snapshots predicted per call (default {C.t_out})")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from leanconv.surrogate.train import TrainConfig as C
+
+    p = sub.add_parser("train", help="train a CNN surrogate of the wave solver (resumable, DDP under torchrun)")
+    p.add_argument("--data", required=True, help="data set folder (from `leanconv simulate`)")
+    p.add_argument("--out", required=True, help="run folder: checkpoint.pt, model.pt, history.json")
+    add_model_arguments(p)
+    p.add_argument("--epochs", type=int, default=C.epochs, help=f"epochs (default {C.epochs})")
+    p.add_argument("--batch-size", type=int, default=C.batch_size, help=f"windows per batch and process (default {C.batch_size})")
+    p.add_argument("--lr", type=float, default=C.lr, help=f"peak learning rate (default {C.lr})")
+    p.add_argument("--unroll", type=int, default=C.unroll,
+                   help=f"train on UNROLL autoregressive calls per window (default {C.unroll})")
+    p.add_argument("--seed", type=int, default=C.seed, help="seed (default 0)")
+    p.add_argument("--device", default=C.device, help="cpu or cuda (default cpu)")
+    p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from leanconv.surrogate.train import TrainConfig, train
+    from leanconv.wave import DatasetError
+
+    cfg = TrainConfig(
+        data=args.data, out=args.out, model=args.model, conv=args.conv, rank=args.rank, width=args.width,
+        levels=args.levels, t_in=args.t_in, t_out=args.t_out, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, unroll=args.unroll, seed=args.seed, device=args.device, amp=args.amp,
+        progress=not args.quiet,
+    )
+    try:
+        summary = train(cfg, resume=args.resume)
+    except (ValueError, FileNotFoundError, FileExistsError, DatasetError) as exc:
+        print(f"leanconv train: error: {exc}", file=sys.stderr)
+        return 2
+    last = summary["history"][-1] if summary["history"] else {}
+    print(f"trained {summary['params']} parameters in {summary['train_time_s']:.1f} s; "
+          f"val nRMSE {last.get('val_nrmse', float('nan')):.4g}; model: {args.out}/model.pt")
+    return 0

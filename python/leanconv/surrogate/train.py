@@ -1,0 +1,356 @@
+"""Training of wave surrogates: seeded, resumable, single- or multi-process.
+
+One process: ``leanconv train --data DIR --out RUN``.  Several processes or
+nodes: the same command under ``torchrun`` (DistributedDataParallel; gloo on
+CPU, NCCL on GPU).  Each rank walks its own slice of one seeded permutation of
+the training windows per epoch, so a run is reproducible for a given world
+size, and ``--resume`` continues bit-identically from the last checkpoint,
+also from one written mid-epoch when the run was interrupted.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from . import checkpoint as ckpt
+from .data import normalization_stats, open_split
+from .memory import training_step_peak_bytes
+
+__all__ = ["TrainConfig", "train", "build_model", "count_parameters", "load_model"]
+
+CHECKPOINT = "checkpoint.pt"
+MODEL = "model.pt"
+HISTORY = "history.json"
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run (saved in every checkpoint)."""
+
+    data: str
+    out: str
+    model: str = "wave_unet2d"
+    conv: str = "dense"
+    rank: int | float | None = None
+    width: int = 16
+    levels: int = 3
+    t_in: int = 2
+    t_out: int = 1
+    unroll: int = 1
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    seed: int = 0
+    device: str = "cpu"
+    amp: bool = False
+    checkpoint_every_s: float = 60.0
+    progress: bool = True
+
+    def model_kwargs(self) -> dict[str, Any]:
+        kw = dict(t_in=self.t_in, t_out=self.t_out, width=self.width, levels=self.levels, conv=self.conv)
+        if self.conv == "factorized":
+            kw["rank"] = self.rank
+        return kw
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    """A surrogate from the model registry."""
+    from ..models import create
+
+    return create(name, **kwargs)
+
+
+def load_model(path: str | os.PathLike, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Load ``model.pt`` (or a checkpoint) written by :func:`train`; returns (model, info)."""
+    state = ckpt.load(path, map_location=device)
+    cfg = TrainConfig(**state["config"])
+    model = build_model(cfg.model, **cfg.model_kwargs())
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), state
+
+
+class _Dist:
+    """Process-group facts (one process when WORLD_SIZE is unset or 1)."""
+
+    def __init__(self, device: str) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.enabled = self.world > 1
+        if self.enabled and not dist.is_initialized():
+            backend = "nccl" if device.startswith("cuda") else "gloo"
+            dist.init_process_group(backend=backend)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _epoch_batches(n: int, batch: int, seed: int, epoch: int, rank: int, world: int) -> list[list[int]]:
+    """This rank's batches of epoch ``epoch``: a seeded permutation, dealt round-robin,
+    trimmed so every rank gets the same number of full batches."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    perm = torch.randperm(n, generator=g).tolist()
+    per_rank = n // world
+    mine = perm[rank::world][:per_rank]
+    nb = per_rank // batch
+    if nb == 0:
+        raise ValueError(
+            f"batch_size={batch} is larger than the {per_rank} training windows per process; lower it"
+        )
+    return [mine[i * batch : (i + 1) * batch] for i in range(nb)]
+
+
+def _collate(ds, idx: list[int], device: torch.device):
+    items = [ds[i] for i in idx]
+    return tuple(torch.stack([it[k] for it in items]).to(device) for k in range(3))
+
+
+def _predict(model: nn.Module, frames: torch.Tensor, vel: torch.Tensor, horizon: int) -> torch.Tensor:
+    """Autoregressive prediction of ``horizon`` frames, differentiable (training
+    on several calls teaches the model to correct its own errors)."""
+    t_in, outs, produced = frames.shape[1], [], 0
+    window = frames
+    while produced < horizon:
+        pred = model(window, vel)
+        outs.append(pred)
+        produced += pred.shape[1]
+        window = torch.cat([window, pred], dim=1)[:, -t_in:]
+    return torch.cat(outs, dim=1)[:, :horizon]
+
+
+class _Unrolled(nn.Module):
+    """The model applied autoregressively: one module call per training step, as
+    DistributedDataParallel and the memory tracker expect."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, frames: torch.Tensor, vel: torch.Tensor, horizon: int) -> torch.Tensor:
+        return _predict(self.model, frames, vel, horizon)
+
+
+def _loss(net: nn.Module, batch, scale: torch.Tensor) -> torch.Tensor:
+    """MSE of the scaled prediction; ``net`` is an :class:`_Unrolled` (maybe inside DDP)."""
+    frames, vel, target = batch
+    pred = net(frames, vel, target.shape[1])
+    return F.mse_loss(pred / scale, target / scale)
+
+
+@torch.no_grad()
+def _validate(model: nn.Module, ds, device: torch.device, scale: torch.Tensor, batch: int) -> dict[str, float]:
+    model.eval()
+    tot, tot_nrmse, n = 0.0, 0.0, 0
+    for start in range(0, len(ds), batch):
+        frames, vel, target = _collate(ds, list(range(start, min(start + batch, len(ds)))), device)
+        pred = _predict(model, frames, vel, target.shape[1])
+        tot += F.mse_loss(pred / scale, target / scale, reduction="sum").item() / pred[0].numel()
+        err = torch.linalg.vector_norm((pred - target).flatten(1), dim=1)
+        ref = torch.linalg.vector_norm(target.flatten(1), dim=1).clamp_min(1e-12)
+        tot_nrmse += (err / ref).sum().item()
+        n += pred.shape[0]
+    model.train()
+    return {"val_loss": tot / max(n, 1), "val_nrmse": tot_nrmse / max(n, 1)}
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
+    """Train a surrogate; returns a summary (also written to ``<out>/history.json``).
+
+    Writes ``checkpoint.pt`` (atomically: every epoch, every
+    ``checkpoint_every_s`` seconds and on Ctrl-C) and ``model.pt`` at the end.
+    ``resume=True`` continues from ``checkpoint.pt`` with identical results.
+    """
+    out = Path(cfg.out)
+    dd = _Dist(cfg.device)
+    device = torch.device(cfg.device if not cfg.device.startswith("cuda") or not dd.enabled
+                          else f"cuda:{dd.local_rank}")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    try:
+        return _train(cfg, resume, out, dd, device)
+    finally:
+        dd.close()
+
+
+def _train(cfg: TrainConfig, resume: bool, out: Path, dd: _Dist, device: torch.device) -> dict[str, Any]:
+    if not isinstance(cfg.unroll, int) or cfg.unroll < 1:
+        raise ValueError(f"unroll must be a positive int, got {cfg.unroll!r}")
+    horizon = cfg.t_out * cfg.unroll
+    train_ds = open_split(cfg.data, "train", cfg.t_in, horizon)
+    val_ds = open_split(cfg.data, "val", cfg.t_in, horizon)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, **cfg.model_kwargs())
+    stats = normalization_stats(cfg.data)
+    model.set_normalization(stats["u_scale"], stats["c_mean"], stats["c_scale"])
+    model.to(device)
+    frames, vel, _ = train_ds[0]
+    try:
+        with torch.no_grad():
+            model.eval()(frames[None].to(device), vel[None].to(device))
+            model.train()
+    except ValueError as exc:
+        raise ValueError(f"model {cfg.model!r} does not fit the data set {cfg.data} "
+                         f"(windows of shape {tuple(frames.shape)}): {exc}") from exc
+    params = count_parameters(model)
+
+    def make_opt(m: nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(m.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    opt = make_opt(model)
+    batches_per_epoch = len(_epoch_batches(len(train_ds), cfg.batch_size, cfg.seed, 0, dd.rank, dd.world))
+    total_steps = batches_per_epoch * cfg.epochs
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.15)
+    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda")
+    history: list[dict[str, Any]] = []
+    start_epoch, start_batch, elapsed = 0, 0, 0.0
+
+    path = out / CHECKPOINT
+    if resume:
+        if not path.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {path}")
+        state = ckpt.load(path, map_location=device)
+        saved = TrainConfig(**state["config"])
+        for key in ("model", "conv", "rank", "width", "levels", "t_in", "t_out", "unroll", "batch_size", "seed",
+                    "epochs", "lr"):
+            if getattr(saved, key) != getattr(cfg, key):
+                raise ValueError(f"--resume: {key}={getattr(cfg, key)!r} differs from the checkpoint's "
+                                 f"{getattr(saved, key)!r}; use the same settings or a new --out")
+        if state.get("world", 1) != dd.world:
+            raise ValueError(f"--resume: checkpoint was written by {state.get('world', 1)} processes, "
+                             f"this run has {dd.world}")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        _set_rng_state(state["rng"])
+        start_epoch, start_batch = state["epoch"], state["batch"]
+        history, elapsed = state["history"], state["elapsed_s"]
+    elif dd.main and path.exists():
+        raise FileExistsError(f"{path} exists: pass --resume to continue that run, or choose another --out")
+
+    net = _Unrolled(model)
+    if dd.enabled:
+        net = nn.parallel.DistributedDataParallel(net)
+    scale = model.u_scale.detach()
+
+    def save(epoch: int, batch: int) -> None:
+        if dd.main:
+            ckpt.save_atomic({
+                "config": dataclasses.asdict(cfg), "model": model.state_dict(),
+                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "scaler": scaler.state_dict(), "rng": _rng_state(), "epoch": epoch, "batch": batch,
+                "history": history, "elapsed_s": elapsed, "world": dd.world, "params": params,
+            }, path)
+
+    probe = _collate(train_ds, list(range(min(cfg.batch_size, len(train_ds)))), device)
+    peak_bytes = training_step_peak_bytes(_Unrolled(model), make_opt, lambda m: _loss(m, probe, scale))
+    del probe
+    last_save = time.monotonic()
+    epoch, b = start_epoch, start_batch
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            batches = _epoch_batches(len(train_ds), cfg.batch_size, cfg.seed, epoch, dd.rank, dd.world)
+            first = start_batch if epoch == start_epoch else 0
+            bar = _progress(cfg, dd, len(batches), first, epoch)
+            t0, seen, run_loss = time.perf_counter(), 0, 0.0
+            for b in range(first, len(batches)):
+                batch = _collate(train_ds, batches[b], device)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+                    loss = _loss(net, batch, scale)
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                sched.step()
+                seen += len(batches[b])
+                run_loss = loss.item() if seen == len(batches[b]) else 0.9 * run_loss + 0.1 * loss.item()
+                if bar is not None:
+                    rate = seen * dd.world / max(time.perf_counter() - t0, 1e-9)
+                    bar.set_postfix(loss=f"{run_loss:.3g}", samples_s=f"{rate:.0f}")
+                    bar.update(1)
+                if time.monotonic() - last_save > cfg.checkpoint_every_s:
+                    elapsed += time.perf_counter() - t0
+                    t0, seen = time.perf_counter(), 0
+                    save(epoch, b + 1)
+                    last_save = time.monotonic()
+            if bar is not None:
+                bar.close()
+            elapsed += time.perf_counter() - t0
+            record = {"epoch": epoch + 1, "train_loss": run_loss, "lr": sched.get_last_lr()[0],
+                      "elapsed_s": elapsed}
+            if dd.main:
+                record.update(_validate(model, val_ds, device, scale, cfg.batch_size))
+                if cfg.progress:
+                    print(f"epoch {epoch + 1}/{cfg.epochs}: " + ", ".join(
+                        f"{k}={v:.4g}" for k, v in record.items() if isinstance(v, float)), flush=True)
+            history.append(record)
+            save(epoch + 1, 0)
+            last_save = time.monotonic()
+            dd.barrier()
+    except KeyboardInterrupt:
+        save(epoch, b)
+        raise
+
+    summary = {
+        "config": dataclasses.asdict(cfg), "params": params, "train_time_s": elapsed,
+        "history": history, "world": dd.world,
+        "peak_train_memory_bytes": peak_bytes,
+    }
+    if dd.main:
+        ckpt.save_atomic({"config": dataclasses.asdict(cfg), "model": model.state_dict(), "params": params,
+                          "train_time_s": elapsed, "history": history,
+                          "peak_train_memory_bytes": peak_bytes}, out / MODEL)
+        from ..bench.common import atomic_write_text
+
+        atomic_write_text(out / HISTORY, json.dumps(summary, indent=2, default=str) + "\n")
+    dd.barrier()
+    return summary
+
+
+def _progress(cfg: TrainConfig, dd: _Dist, total: int, initial: int, epoch: int):
+    if not (cfg.progress and dd.main):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                leave=False, dynamic_ncols=True)
+
+
