@@ -15,6 +15,7 @@ import sys
 COMMANDS = (
     "info",
     "bench",
+    "train_classifier",
 )
 
 

@@ -1,6 +1,17 @@
 """Drop-in modules built on leanconv's kernels."""
 from __future__ import annotations
 
+from .convert import ConvertReport, convert
 from .depthwise import DepthwiseConv2d, DepthwiseConv3d
+from .reparam import DILATED_BRANCHES, DilatedReparamBlock, SLaKBlock, reparameterize_model
 
-__all__ = ["DepthwiseConv2d", "DepthwiseConv3d"]
+__all__ = [
+    "DepthwiseConv2d",
+    "DepthwiseConv3d",
+    "DilatedReparamBlock",
+    "SLaKBlock",
+    "DILATED_BRANCHES",
+    "reparameterize_model",
+    "convert",
+    "ConvertReport",
+]
