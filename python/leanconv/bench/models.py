@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+import torch.utils.benchmark as tbench
 from torch import nn
 
 from .common import environment, median_ms, write_report
@@ -54,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--min-run-time", type=float, default=1.0,
                    help="seconds of timed runs per measurement (at least 2.5 x one call)")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="time with this process's CPU time (needs --device cpu --threads 1): robust on a busy machine")
     p.add_argument("--quick", action="store_true", help="small run: 96x96 images, batch 4")
     p.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     return p
@@ -76,15 +79,20 @@ def _infer_step(model: nn.Module, x: torch.Tensor):
     return step
 
 
-def _time_ms(fn, min_run_time: float, device: torch.device) -> float:
+def _time_ms(fn, min_run_time: float, device: torch.device, cpu_time: bool = False) -> float:
+    """Median ms of ``fn()`` after a warm-up call; ``cpu_time``: this process's CPU
+    time instead of wall time (one thread: robust to other jobs on the machine)."""
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
     fn()  # warm-up, and an estimate of one call
     if device.type == "cuda":
         torch.cuda.synchronize()
-    one = time.perf_counter() - t0
-    return median_ms(fn, min_run_time=max(min_run_time, 2.5 * one))
+    min_run_time = max(min_run_time, 2.5 * (time.perf_counter() - t0))
+    if not cpu_time:
+        return median_ms(fn, min_run_time=min_run_time)
+    timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, timer=time.process_time, num_threads=1)
+    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
 
 
 def _variants(net: NetConfig, mode: str, layouts: list[str], device: torch.device, seed: int = 0):
@@ -93,6 +101,10 @@ def _variants(net: NetConfig, mode: str, layouts: list[str], device: torch.devic
 
     torch.manual_seed(seed)
     base = models.create(net.model, backend="torch", **net.kwargs).to(device)
+    with torch.no_grad():  # layer scale 1 (not 1e-6): every block then shows in the agreement check
+        for name, p in base.named_parameters():
+            if name.endswith("gamma"):
+                p.fill_(1.0)
     out = []
     for layout in layouts:
         for backend in ("torch", "leanconv"):
@@ -127,7 +139,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                         fn = _train_step(model, x, y, opt)
                     else:
                         fn = _infer_step(model, x)
-                    ms = _time_ms(fn, args.min_run_time, device)
+                    ms = _time_ms(fn, args.min_run_time, device, args.cpu_time)
                 except (RuntimeError, NotImplementedError) as exc:  # e.g. no CUDA kernel in this build
                     row.update(ms=None, images_per_s=None, note=str(exc).splitlines()[0][:120])
                     rows.append(row)
@@ -173,12 +185,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("bench_models: --device cuda but no GPU is visible", file=sys.stderr)
         return 2
+    if args.cpu_time and (args.device != "cpu" or args.threads != 1):
+        print("bench_models: --cpu-time needs --device cpu and --threads 1", file=sys.stderr)
+        return 2
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     rows = run(args)
     env = environment(args.device)
-    env.update(image_size=args.image_size, batch=args.batch,
-               load_average_1_5_15min=[round(v, 2) for v in os.getloadavg()])
+    env.update(
+        image_size=args.image_size, batch=args.batch, clock="process CPU time" if args.cpu_time else "wall",
+        load_average_1_5_15min=[round(v, 2) for v in os.getloadavg()],
+    )
     notes = (
         "Throughput in images/s (median). train = fwd + loss + bwd + SGD step (UniRepLKNet in its multi-branch "
         "training form); infer = eval forward, no autograd (UniRepLKNet re-parameterized). leanconv = the PyTorch "

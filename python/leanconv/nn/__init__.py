@@ -1,7 +1,7 @@
 """Drop-in modules built on leanconv's kernels."""
 from __future__ import annotations
 
-from .convert import ConvertReport, convert
+from .conversion import ConvertReport, convert
 from .depthwise import DepthwiseConv2d, DepthwiseConv3d
 from .reparam import DILATED_BRANCHES, DilatedReparamBlock, SLaKBlock, reparameterize_model
 
