@@ -11,6 +11,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.14.1
+# optional extras installed with leanconv (timm needs a torchvision matching torch)
+EXTRAS ?= test,timm
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 BUILD_DEPS := scikit-build-core>=0.10 pybind11>=2.12 ninja cmake>=3.28
@@ -31,7 +33,7 @@ setup: $(DEPS_STAMP)
 # Editable install; scikit-build-core keeps the build folder (build/<tag>),
 # so a rerun recompiles only what changed.
 install: setup
-	$(PY) -m pip install -q --no-build-isolation -Cbuild-dir=build/$(notdir $(VENV)) -e ".[test]"
+	$(PY) -m pip install -q --no-build-isolation -Cbuild-dir=build/$(notdir $(VENV)) -e ".[$(EXTRAS)]"
 
 test: install
 	$(PY) -m pytest -q

@@ -10,5 +10,14 @@ from ._build import build_info, format_build_info
 from ._ext import ExtensionUnavailableError
 from ._version import __version__
 from . import nn, ops  # noqa: E402  (ops registers fake kernels and autograd)
+from . import models  # noqa: E402
+from .nn import convert, reparameterize_model  # noqa: E402
 
-__all__ = ["__version__", "build_info", "format_build_info", "ExtensionUnavailableError"]
+__all__ = [
+    "__version__",
+    "build_info",
+    "format_build_info",
+    "ExtensionUnavailableError",
+    "convert",
+    "reparameterize_model",
+]

@@ -17,6 +17,7 @@ COMMANDS = (
     "simulate",
     "dataset",
     "bench",
+    "train_classifier",
 )
 
 

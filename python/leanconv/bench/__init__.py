@@ -8,4 +8,5 @@ shared timing and reporting helpers are in :mod:`leanconv.bench.common`.
 BENCHMARKS: dict[str, str] = {
     "factorized": "factorized",
     "wave": "wave",
+    "models": "models",
 }

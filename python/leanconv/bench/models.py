@@ -1,0 +1,213 @@
+"""Model-level benchmark: training and inference throughput (images/s) of a
+UniRepLKNet-style net at K=13 and a ConvNeXt-style net at K=7, on leanconv's
+depthwise kernels against the same net (same weights) on PyTorch's
+convolutions, in NCHW and channels_last, in the same run.
+
+The leanconv net is the PyTorch net passed through ``leanconv.convert``.
+Training = forward + cross-entropy + backward + SGD step in train mode (the
+UniRepLKNet in its multi-branch form); inference = eval-mode forward without
+autograd (the UniRepLKNet re-parameterized to single large kernels, as it
+would be deployed).  ``python benchmarks/bench_models.py --help``.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import torch.utils.benchmark as tbench
+from torch import nn
+
+from .common import environment, median_ms, write_report
+
+
+@dataclass
+class NetConfig:
+    """A benchmarked network: registry name and constructor arguments."""
+
+    label: str
+    model: str
+    kernel: int
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+NETS = {
+    "unireplknet": NetConfig("UniRepLKNet-A K=13", "unireplknet_a", 13, dict(kernel_sizes=(3, 13, 13, 13))),
+    "convnext": NetConfig("ConvNeXt-atto K=7", "convnext_atto", 7, dict(kernel_sizes=7)),
+}
+LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bench_models", description=__doc__.split("\n\n")[0])
+    p.add_argument("--nets", default=",".join(NETS), help=f"comma-separated subset of {list(NETS)}")
+    p.add_argument("--modes", default="train,infer", help="comma-separated subset of train,infer")
+    p.add_argument("--layouts", default=",".join(LAYOUTS), help=f"comma-separated subset of {list(LAYOUTS)}")
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--batch", type=int, default=8, help="images per training / inference batch")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--min-run-time", type=float, default=1.0,
+                   help="seconds of timed runs per measurement (at least 2.5 x one call)")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="time with this process's CPU time (needs --device cpu --threads 1): robust on a busy machine")
+    p.add_argument("--quick", action="store_true", help="small run: 96x96 images, batch 4")
+    p.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
+    return p
+
+
+def _train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer):
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    return step
+
+
+def _infer_step(model: nn.Module, x: torch.Tensor):
+    def step() -> None:
+        with torch.inference_mode():
+            model(x)
+
+    return step
+
+
+def _time_ms(fn, min_run_time: float, device: torch.device, cpu_time: bool = False) -> float:
+    """Median ms of ``fn()`` after a warm-up call; ``cpu_time``: this process's CPU
+    time instead of wall time (one thread: robust to other jobs on the machine)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()  # warm-up, and an estimate of one call
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    min_run_time = max(min_run_time, 2.5 * (time.perf_counter() - t0))
+    if not cpu_time:
+        return median_ms(fn, min_run_time=min_run_time)
+    timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, timer=time.process_time, num_threads=1)
+    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
+
+
+def _variants(net: NetConfig, mode: str, layouts: list[str], device: torch.device, seed: int = 0):
+    """(backend, layout, model) for every variant, all with the same weights."""
+    from leanconv import convert, models, reparameterize_model
+
+    torch.manual_seed(seed)
+    base = models.create(net.model, backend="torch", **net.kwargs).to(device)
+    with torch.no_grad():  # layer scale 1 (not 1e-6): every block then shows in the agreement check
+        for name, p in base.named_parameters():
+            if name.endswith("gamma"):
+                p.fill_(1.0)
+    out = []
+    for layout in layouts:
+        for backend in ("torch", "leanconv"):
+            m = copy.deepcopy(base) if backend == "torch" else convert(base)[0]
+            if mode == "infer":
+                m = reparameterize_model(m.eval(), inplace=True)
+            out.append((backend, layout, m.to(memory_format=LAYOUTS[layout])))
+    return out
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    device = torch.device(args.device)
+    nets = [NETS[n] for n in args.nets.split(",")]
+    modes = args.modes.split(",")
+    layouts = args.layouts.split(",")
+    rows: list[dict[str, Any]] = []
+    for net in nets:
+        for mode in modes:
+            g = torch.Generator().manual_seed(1)
+            x0 = torch.randn(args.batch, 3, args.image_size, args.image_size, generator=g).to(device)
+            y = torch.randint(0, 1000, (args.batch,), generator=g).to(device)
+            reference = None
+            for backend, layout, model in _variants(net, mode, layouts, device):
+                x = x0.contiguous(memory_format=LAYOUTS[layout])
+                row: dict[str, Any] = dict(net=net.label, mode=mode, layout=layout, backend=backend)
+                try:
+                    with torch.no_grad():
+                        logits = model.eval()(x)  # same weights: the variants must agree
+                    model.train(mode == "train")
+                    if mode == "train":
+                        opt = torch.optim.SGD(model.parameters(), lr=1e-4)
+                        fn = _train_step(model, x, y, opt)
+                    else:
+                        fn = _infer_step(model, x)
+                    ms = _time_ms(fn, args.min_run_time, device, args.cpu_time)
+                except (RuntimeError, NotImplementedError) as exc:  # e.g. no CUDA kernel in this build
+                    row.update(ms=None, images_per_s=None, note=str(exc).splitlines()[0][:120])
+                    rows.append(row)
+                    print(f"{net.label:20s} {mode:5s} {layout:13s} {backend:8s} unavailable: {row['note']}")
+                    continue
+                reference = logits if reference is None else reference
+                row["max_rel_diff"] = ((logits - reference).abs().max() / reference.abs().max()).item()
+                row.update(ms=ms, images_per_s=args.batch / ms * 1e3)
+                rows.append(row)
+                print(f"{net.label:20s} {mode:5s} {layout:13s} {backend:8s} {ms:10.1f} ms  "
+                      f"{row['images_per_s']:8.2f} img/s", flush=True)
+    _add_ratios(rows)
+    return rows
+
+
+def _add_ratios(rows: list[dict[str, Any]]) -> None:
+    """speedup vs PyTorch in the same layout, and leanconv's best vs PyTorch's best."""
+    def ms_of(net, mode, layout, backend):
+        for r in rows:
+            if (r["net"], r["mode"], r["layout"], r["backend"]) == (net, mode, layout, backend):
+                return r["ms"]
+        return None
+
+    for r in rows:
+        base = ms_of(r["net"], r["mode"], r["layout"], "torch")
+        r["speedup_same_layout"] = base / r["ms"] if base and r["ms"] else None
+        best_torch = min((q["ms"] for q in rows if q["net"] == r["net"] and q["mode"] == r["mode"]
+                          and q["backend"] == "torch" and q["ms"]), default=None)
+        r["speedup_vs_best_torch"] = best_torch / r["ms"] if best_torch and r["ms"] else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.quick:
+        args.image_size, args.batch = 96, 4
+    for name in args.nets.split(","):
+        if name not in NETS:
+            print(f"bench_models: --nets: unknown net {name!r}; expected some of {list(NETS)}", file=sys.stderr)
+            return 2
+    if not set(args.modes.split(",")) <= {"train", "infer"} or not set(args.layouts.split(",")) <= set(LAYOUTS):
+        print("bench_models: --modes must be from train,infer and --layouts from nchw,channels_last", file=sys.stderr)
+        return 2
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("bench_models: --device cuda but no GPU is visible", file=sys.stderr)
+        return 2
+    if args.cpu_time and (args.device != "cpu" or args.threads != 1):
+        print("bench_models: --cpu-time needs --device cpu and --threads 1", file=sys.stderr)
+        return 2
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    rows = run(args)
+    env = environment(args.device)
+    env.update(
+        image_size=args.image_size, batch=args.batch, clock="process CPU time" if args.cpu_time else "wall",
+        load_average_1_5_15min=[round(v, 2) for v in os.getloadavg()],
+    )
+    notes = (
+        "Throughput in images/s (median). train = fwd + loss + bwd + SGD step (UniRepLKNet in its multi-branch "
+        "training form); infer = eval forward, no autograd (UniRepLKNet re-parameterized). leanconv = the PyTorch "
+        "net passed through leanconv.convert (same weights). speedup_same_layout: vs PyTorch in the same memory "
+        "layout; speedup_vs_best_torch: vs PyTorch's faster layout."
+    )
+    suffix = "" if args.device == "cpu" else "_" + args.device.replace(":", "")
+    json_path, md_path = write_report(
+        "models" + suffix, env, rows, out_dir=args.out,
+        columns=["net", "mode", "layout", "backend", "ms", "images_per_s", "speedup_same_layout",
+                 "speedup_vs_best_torch", "max_rel_diff", "note"],
+        notes=notes,
+    )
+    print(f"wrote {json_path} and {md_path}")
+    return 0
