@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["atomic_write", "atomic_torch_save", "atomic_write_json"]
+__all__ = ["atomic_write", "atomic_torch_save", "atomic_write_json", "atomic_write_text", "atomic_write_bytes"]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> Path:
@@ -41,3 +41,13 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
 def atomic_write_json(obj: Any, path: str | os.PathLike) -> Path:
     """``obj`` as indented JSON at ``path``, atomically."""
     return atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2) + "\n"), mode="w")
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """``text`` at ``path``, atomically."""
+    return atomic_write(path, lambda f: f.write(text), mode="w")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """``data`` at ``path``, atomically."""
+    return atomic_write(path, lambda f: f.write(data))

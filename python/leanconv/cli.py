@@ -13,11 +13,14 @@ import sys
 
 # Sub-command modules, in the order they appear in --help.
 COMMANDS = (
+    "demo",
     "info",
     "simulate",
     "dataset",
-    "bench",
+    "train",
+    "rollout",
     "train_classifier",
+    "bench",
 )
 
 

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import platform
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.utils.benchmark as tbench
+
+from .._io import atomic_write_text
 
 
 def default_results_dir() -> Path:
@@ -30,6 +29,8 @@ def default_results_dir() -> Path:
 
 def median_ms(fn: Callable[[], Any], min_run_time: float = 0.5) -> float:
     """Median wall time of ``fn()`` in milliseconds (CUDA synchronised)."""
+    import torch.utils.benchmark as tbench  # imported here: it pulls in torch's C++ extension tooling
+
     timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
     return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
 
@@ -66,20 +67,6 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:

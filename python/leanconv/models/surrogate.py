@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .registry import register_model
+
 __all__ = ["CONV_KINDS", "make_conv", "WaveUNet2d", "WaveUNet3d"]
 
 CONV_KINDS = ("dense", "factorized", "large_kernel")
@@ -244,3 +246,8 @@ class WaveUNet3d(_Normalization):
         if self.residual:
             out = out + u[:, -1:]
         return out * self.u_scale
+
+
+# registry names (``leanconv.models.create("wave_unet2d", conv="factorized", rank=0.2)``)
+register_model("wave_unet2d", task="surrogate")(WaveUNet2d)
+register_model("wave_unet3d", task="surrogate")(WaveUNet3d)

@@ -100,7 +100,7 @@ def check_targets(rows: list[dict[str, Any]], steps: int) -> list[tuple[str, boo
 
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     """Run (or finish) the demo in ``cfg.out``; returns the comparison and the target checks."""
-    from ..bench.common import atomic_write_text
+    from .._io import atomic_write_text
     from .evaluate import evaluate, write_outputs
     from .train import load_model
 

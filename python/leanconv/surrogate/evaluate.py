@@ -181,7 +181,8 @@ def write_outputs(result: dict[str, Any], out: str | Path, plot_steps: list[int]
     """JSON + markdown summary and the two figures in ``out``; returns their paths."""
     import json
 
-    from ..bench.common import atomic_write_text, markdown_table
+    from .._io import atomic_write_text
+    from ..bench.common import markdown_table
     from .plots import plot_nrmse, plot_snapshots
 
     out = Path(out)

@@ -22,7 +22,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from . import checkpoint as ckpt
+from .._io import atomic_torch_save, atomic_write_text
 from .data import normalization_stats, open_split
 from .memory import training_step_peak_bytes
 
@@ -78,11 +78,19 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
 
 def load_model(path: str | os.PathLike, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Load ``model.pt`` (or a checkpoint) written by :func:`train`; returns (model, info)."""
-    state = ckpt.load(path, map_location=device)
+    state = _load(path, map_location=device)
     cfg = TrainConfig(**state["config"])
     model = build_model(cfg.model, **cfg.model_kwargs())
     model.load_state_dict(state["model"])
     return model.to(device).eval(), state
+
+
+def _load(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """A checkpoint or model file written by :func:`train`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist (train a model with `leanconv train` first)")
+    return torch.load(path, map_location=map_location, weights_only=False)
 
 
 class _Dist:
@@ -246,7 +254,7 @@ def _train(cfg: TrainConfig, resume: bool, out: Path, dd: _Dist, device: torch.d
     if resume:
         if not path.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint at {path}")
-        state = ckpt.load(path, map_location=device)
+        state = _load(path, map_location=device)
         saved = TrainConfig(**state["config"])
         for key in ("model", "conv", "rank", "width", "levels", "t_in", "t_out", "unroll", "batch_size", "seed",
                     "epochs", "lr"):
@@ -273,7 +281,7 @@ def _train(cfg: TrainConfig, resume: bool, out: Path, dd: _Dist, device: torch.d
 
     def save(epoch: int, batch: int) -> None:
         if dd.main:
-            ckpt.save_atomic({
+            atomic_torch_save({
                 "config": dataclasses.asdict(cfg), "model": model.state_dict(),
                 "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "scaler": scaler.state_dict(), "rng": _rng_state(), "epoch": epoch, "batch": batch,
@@ -284,7 +292,9 @@ def _train(cfg: TrainConfig, resume: bool, out: Path, dd: _Dist, device: torch.d
     peak_bytes = training_step_peak_bytes(_Unrolled(model), make_opt, lambda m: _loss(m, probe, scale))
     del probe
     last_save = time.monotonic()
-    epoch, b = start_epoch, start_batch
+    # pos: the next (epoch, batch) to run; the in-memory state always matches
+    # it except while an optimizer update is under way (updating=True).
+    pos, updating = (start_epoch, start_batch), False
     try:
         for epoch in range(start_epoch, cfg.epochs):
             batches = _epoch_batches(len(train_ds), cfg.batch_size, cfg.seed, epoch, dd.rank, dd.world)
@@ -297,9 +307,11 @@ def _train(cfg: TrainConfig, resume: bool, out: Path, dd: _Dist, device: torch.d
                     loss = _loss(net, batch, scale)
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
+                updating = True
                 scaler.step(opt)
                 scaler.update()
                 sched.step()
+                updating, pos = False, (epoch, b + 1)
                 seen += len(batches[b])
                 run_loss = loss.item() if seen == len(batches[b]) else 0.9 * run_loss + 0.1 * loss.item()
                 if bar is not None:
@@ -309,7 +321,7 @@ def _train(cfg: TrainConfig, resume: bool, out: Path, dd: _Dist, device: torch.d
                 if time.monotonic() - last_save > cfg.checkpoint_every_s:
                     elapsed += time.perf_counter() - t0
                     t0, seen = time.perf_counter(), 0
-                    save(epoch, b + 1)
+                    save(*pos)
                     last_save = time.monotonic()
             if bar is not None:
                 bar.close()
@@ -322,24 +334,31 @@ def _train(cfg: TrainConfig, resume: bool, out: Path, dd: _Dist, device: torch.d
                     print(f"epoch {epoch + 1}/{cfg.epochs}: " + ", ".join(
                         f"{k}={v:.4g}" for k, v in record.items() if isinstance(v, float)), flush=True)
             history.append(record)
-            save(epoch + 1, 0)
+            pos = (epoch + 1, 0)
+            save(*pos)
             last_save = time.monotonic()
             dd.barrier()
     except KeyboardInterrupt:
-        save(epoch, b)
+        if not updating:  # else keep the last checkpoint: the weights are half-updated
+            save(*pos)
         raise
 
+    rank_diff = None
+    if dd.enabled:  # DDP keeps the replicas equal; check it, and record the largest difference
+        flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+        gathered = [torch.empty_like(flat) for _ in range(dd.world)]
+        dist.all_gather(gathered, flat)
+        rank_diff = max(float((g - gathered[0]).abs().max()) for g in gathered)
     summary = {
         "config": dataclasses.asdict(cfg), "params": params, "train_time_s": elapsed,
+        "rank_weight_max_diff": rank_diff,
         "history": history, "world": dd.world,
         "peak_train_memory_bytes": peak_bytes,
     }
     if dd.main:
-        ckpt.save_atomic({"config": dataclasses.asdict(cfg), "model": model.state_dict(), "params": params,
+        atomic_torch_save({"config": dataclasses.asdict(cfg), "model": model.state_dict(), "params": params,
                           "train_time_s": elapsed, "history": history,
                           "peak_train_memory_bytes": peak_bytes}, out / MODEL)
-        from ..bench.common import atomic_write_text
-
         atomic_write_text(out / HISTORY, json.dumps(summary, indent=2, default=str) + "\n")
     dd.barrier()
     return summary
@@ -350,7 +369,8 @@ def _progress(cfg: TrainConfig, dd: _Dist, total: int, initial: int, epoch: int)
         return None
     from tqdm.auto import tqdm
 
+    # disable=None: no bar when the output is not a terminal (logs stay readable)
     return tqdm(total=total, initial=initial, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                leave=False, dynamic_ncols=True)
+                leave=False, dynamic_ncols=True, disable=None)
 
 

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_write
 from .data import WaveData
 
 __all__ = ["plot_preview"]
@@ -43,14 +43,8 @@ def plot_preview(data: WaveData, path: str | os.PathLike, trajectories: int = 3,
             ax.set_xticks([])
             ax.set_yticks([])
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: fig.savefig(f, dpi=110, format="png"))
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

@@ -28,7 +28,6 @@ import io
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from .._io import atomic_write_bytes
 from .generate import DatasetConfig, simulate_trajectories
 
 __all__ = [
@@ -67,20 +67,6 @@ def shard_names(index: int) -> dict[str, str]:
     return {name: f"shard-{index:05d}.{name}.npy" for name in ARRAYS}
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _npy_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
@@ -96,7 +82,7 @@ def _sha256(path: Path) -> str:
 
 
 def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
-    _atomic_write_bytes(root / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write_bytes(root / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
 
 
 def _new_manifest(config: DatasetConfig, samples: int, seed: int) -> dict[str, Any]:
@@ -329,7 +315,7 @@ def write_dataset(
             for name, array in zip(ARRAYS, (frames, velocity)):
                 data = _npy_bytes(array)
                 fname = shard_names(index)[name]
-                _atomic_write_bytes(root / fname, data)
+                atomic_write_bytes(root / fname, data)
                 files[name] = {
                     "name": fname,
                     "shape": list(array.shape),

@@ -1,0 +1,133 @@
+"""Training: the loss falls, resume continues bit-identically, DDP keeps ranks equal,
+bad input gives clear errors."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import leanconv.surrogate.train as T
+from leanconv.surrogate.train import load_model, train
+
+
+
+def test_loss_falls_and_outputs_written(tiny_data, tmp_path, tiny_config):
+    cfg = tiny_config(tiny_data, tmp_path / "run", epochs=3)
+    summary = train(cfg)
+    hist = summary["history"]
+    assert len(hist) == 3
+    assert hist[-1]["val_loss"] < 0.7 * hist[0]["val_loss"]
+    assert (tmp_path / "run" / "model.pt").is_file() and (tmp_path / "run" / "checkpoint.pt").is_file()
+    assert json.loads((tmp_path / "run" / "history.json").read_text())["params"] == summary["params"]
+    assert summary["peak_train_memory_bytes"] and summary["peak_train_memory_bytes"] > 0
+    model, info = load_model(tmp_path / "run" / "model.pt")
+    assert info["params"] == summary["params"]
+
+
+def _weights(path):
+    return torch.load(path, weights_only=False)["model"]
+
+
+def _assert_same(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_resume_after_epoch_is_bit_identical(tiny_data, tmp_path, tiny_config):
+    train(tiny_config(tiny_data, tmp_path / "full", epochs=3, conv="factorized", rank=0.3))
+    cfg = tiny_config(tiny_data, tmp_path / "part", epochs=3, conv="factorized", rank=0.3)
+    # an interrupted run: Ctrl-C right after the first epoch's checkpoint
+    real = T._epoch_batches
+
+    def stop_at_second_epoch(n, batch, seed, epoch, rank, world):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return real(n, batch, seed, epoch, rank, world)
+
+    T._epoch_batches = stop_at_second_epoch
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg)
+    finally:
+        T._epoch_batches = real
+    state = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)
+    assert (state["epoch"], state["batch"]) == (1, 0)
+    train(cfg, resume=True)
+    _assert_same(_weights(tmp_path / "full" / "model.pt"), _weights(tmp_path / "part" / "model.pt"))
+
+
+def test_resume_mid_epoch_is_bit_identical(tiny_data, tmp_path, tiny_config):
+    train(tiny_config(tiny_data, tmp_path / "full", epochs=2))
+    cfg = tiny_config(tiny_data, tmp_path / "part", epochs=2)
+    real, calls = T._collate, {"n": 0}
+
+    def interrupt(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 5:  # the memory probe, then 3 batches, then Ctrl-C
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    T._collate = interrupt
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg)
+    finally:
+        T._collate = real
+    state = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)
+    assert (state["epoch"], state["batch"]) == (0, 3)
+    train(cfg, resume=True)
+    _assert_same(_weights(tmp_path / "full" / "model.pt"), _weights(tmp_path / "part" / "model.pt"))
+
+
+def test_existing_run_needs_resume(tiny_data, tmp_path, tiny_config):
+    cfg = tiny_config(tiny_data, tmp_path / "run", epochs=1)
+    train(cfg)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(cfg)
+    other = tiny_config(tiny_data, tmp_path / "run", epochs=1, width=8)
+    with pytest.raises(ValueError, match="width"):
+        train(other, resume=True)
+
+
+def test_missing_data_set(tmp_path, tiny_config):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        train(tiny_config(tmp_path / "nope", tmp_path / "run"))
+
+
+def test_damaged_data_set_is_refused(tiny_data, tmp_path, tiny_config):
+    import shutil
+
+    from leanconv.wave import DatasetError
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_data, bad)
+    shard = sorted(bad.glob("*.frames.npy"))[0]
+    raw = bytearray(shard.read_bytes())
+    raw[-8:] = b"\x00" * 8 if raw[-8:] != b"\x00" * 8 else b"\x01" * 8
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(DatasetError, match=shard.name):
+        train(tiny_config(bad, tmp_path / "run"))
+
+
+def test_windows_longer_than_trajectories(tiny_data, tmp_path, tiny_config):
+    with pytest.raises(ValueError, match="do not fit in a trajectory"):
+        train(tiny_config(tiny_data, tmp_path / "run", t_in=4, t_out=5, unroll=2))
+
+
+def test_two_process_ddp_ranks_end_equal(tiny_data, tmp_path, tiny_config):
+    """torchrun, 2 processes, gloo on loopback: the replicas end with identical weights."""
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(sys.path))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+           "--master-port", str(29500 + os.getpid() % 1000), "-m", "leanconv", "train", "--data", str(tiny_data),
+           "--out", str(out), "--width", "4", "--levels", "2", "--epochs", "2", "--batch-size", "2", "--quiet"]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((out / "history.json").read_text())
+    assert summary["world"] == 2
+    assert summary["rank_weight_max_diff"] == 0.0
+    assert np.isfinite(summary["history"][-1]["val_loss"])
