@@ -1,6 +1,5 @@
 import os
 
-import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
@@ -13,8 +12,3 @@ settings.register_profile(
 settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 torch.manual_seed(0)
-
-CUDA = torch.cuda.is_available()
-requires_cuda = pytest.mark.skipif(not CUDA, reason="no GPU visible")
-
-DEVICES = ["cpu"] + (["cuda"] if CUDA else [])

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import requires_cuda
+from device_marks import requires_cuda
 
 import leanconv.ops  # noqa: F401  (registers fake kernels and autograd)
 from leanconv.ops import depthwise_conv

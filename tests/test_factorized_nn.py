@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from conftest import DEVICES, requires_cuda
+from device_marks import DEVICES, requires_cuda
 from leanconv.nn import FactorizedConv2d, FactorizedConv3d
 
 CLASSES = {2: FactorizedConv2d, 3: FactorizedConv3d}

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import DEVICES, requires_cuda
+from device_marks import DEVICES, requires_cuda
 from leanconv.ops import factorized_conv, one_way_conv, one_way_conv_unfused
 
 TOL = {torch.float64: 1e-10, torch.float32: 1e-4, torch.bfloat16: 5e-2, torch.float16: 1e-2}
