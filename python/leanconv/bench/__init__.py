@@ -5,4 +5,6 @@ shared timing and reporting helpers are in :mod:`leanconv.bench.common`.
 """
 
 # name -> module under leanconv.bench, in the order `leanconv bench all` runs them
-BENCHMARKS: dict[str, str] = {}
+BENCHMARKS: dict[str, str] = {
+    "depthwise": "depthwise",
+}
