@@ -63,9 +63,10 @@ at::Tensor kernel_input(const at::Tensor& t) {
   return t.scalar_type() == at::kHalf ? t.to(at::kFloat) : t;
 }
 
-DwPlan plan_for(const DepthwiseParams& p, at::ScalarType t, DwOp op) {
+DwPlan plan_for(const DepthwiseParams& p, at::ScalarType t, DwOp op, const DwView& source) {
   const int threads = at::get_num_threads();
-  LEANCONV_CPU_DISPATCH(depthwise_plan, p, dw_type(t), op, threads);
+  const bool channels_inner = source.stride[1] == 1;
+  LEANCONV_CPU_DISPATCH(depthwise_plan, p, dw_type(t), op, threads, channels_inner);
 }
 
 void check_weight_for(const at::Tensor& weight, const at::Tensor& like, int64_t channels,
@@ -93,8 +94,8 @@ at::Tensor depthwise_conv_cpu(const at::Tensor& input, const at::Tensor& weight,
   at::Tensor b;
   if (bias.has_value() && bias->defined()) b = bias->to(ct).contiguous();
   at::Tensor y = at::empty(depthwise_output_shape(p), x.options().memory_format(mf));
-  const DwPlan plan = plan_for(p, kt, DwOp::forward);
   const DwView xv = view_of(x), yv = view_of(y);
+  const DwPlan plan = plan_for(p, kt, DwOp::forward, xv);
   const void* bp = b.defined() ? b.const_data_ptr() : nullptr;
   at::parallel_for(0, plan.items(), 1, [&](int64_t begin, int64_t end) {
     LEANCONV_CPU_DISPATCH(depthwise_forward, p, plan, dw_type(kt), xv, w.const_data_ptr(), bp, yv,
@@ -122,8 +123,8 @@ at::Tensor depthwise_conv_backward_input_cpu(const at::Tensor& grad_output,
   const auto kt = gy.scalar_type();
   const at::Tensor w = weight.to(compute_type(kt)).contiguous();
   at::Tensor gx = at::empty(input_size, gy.options().memory_format(mf));
-  const DwPlan plan = plan_for(p, kt, DwOp::backward_input);
   const DwView gyv = view_of(gy), gxv = view_of(gx);
+  const DwPlan plan = plan_for(p, kt, DwOp::backward_input, gyv);
   at::parallel_for(0, plan.items(), 1, [&](int64_t begin, int64_t end) {
     LEANCONV_CPU_DISPATCH(depthwise_backward_input, p, plan, dw_type(kt), gyv, w.const_data_ptr(),
                           gxv, begin, end);
@@ -152,8 +153,8 @@ at::Tensor depthwise_conv_backward_weight_cpu(const at::Tensor& grad_output,
   const int64_t threads = at::get_num_threads();
   const int64_t per_thread = p.channels * p.kernel_volume();
   at::Tensor partial = at::zeros({threads, per_thread}, x.options().dtype(compute_type(kt)));
-  const DwPlan plan = plan_for(p, kt, DwOp::backward_weight);
   const DwView xv = view_of(x), gyv = view_of(gy);
+  const DwPlan plan = plan_for(p, kt, DwOp::backward_weight, xv);
   char* base = static_cast<char*>(partial.mutable_data_ptr());
   const int64_t bytes_per_thread = per_thread * partial.element_size();
   at::parallel_for(0, plan.items(), 1, [&](int64_t begin, int64_t end) {

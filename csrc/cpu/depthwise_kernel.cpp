@@ -29,9 +29,14 @@ using simd::loadu;
 using simd::storeu;
 using simd::vec_t;
 
+// Lambdas of the unrolled loops must be inlined, or the accumulator arrays
+// they touch live in memory instead of registers.
+#define LC_INLINE __attribute__((always_inline))
+
+// f(integral_constant<int, 0>) ... f(integral_constant<int, N-1>), unrolled.
 template <int N, typename F>
 [[gnu::always_inline]] inline void static_for(F&& f) {
-  [&]<int... I>(std::integer_sequence<int, I...>) {
+  [&]<int... I>(std::integer_sequence<int, I...>) LC_INLINE {
     (f(std::integral_constant<int, I>{}), ...);
   }(std::make_integer_sequence<int, N>{});
 }
@@ -100,45 +105,47 @@ TileShape tile_shape(const Job& j, int ab, int64_t rows) {
     const int64_t o = a == ab ? rows : j.out[a];
     t.n[a] = (o - 1) * j.s[a] + (j.k[a] - 1) * j.d[a] + 1;
   }
-  // Blocks of outputs may run up to kMaxP*d past the last output, and tap
-  // blocks up to kGwKB taps past the last tap: keep zeros there.
-  t.n[2] = (j.out[2] + kMaxP * j.d[2]) * j.s[2] + (j.k[2] + kGwKB) * j.d[2] + 1;
+  // Blocks of outputs run past the last output (up to P-1 more): keep zeros there.
+  const int64_t OW = j.out[2], s = j.s[2], d = j.d[2], k = j.k[2];
+  t.n[2] = s == 1 ? OW + (std::max(kFwdP, kGwP) + k - 2) * d
+                  : (OW + kFwdGenericP - 1) * s + (k - 1) * d + 1;
   return t;
 }
 
 inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
-// Packs the source rows of (image n, channel block c0) for the tile whose
-// first position along the D and H axes is q0[0], q0[1].
+// Packs the source rows of (image n, channel group at c0) into the G tiles
+// (tile g at tiles + g*ts.size()*L) whose first position along the D and H
+// axes is q0[0], q0[1].
 template <typename S, typename T>
-void pack_tile(const Job& j, const DwView& v, int64_t n, int64_t c0, int lanes, const int64_t q0[2],
-               const TileShape& ts, T* tile) {
+void pack_tiles(const Job& j, const DwView& v, int64_t n, int64_t c0, Group grp, const int64_t q0[2],
+                const TileShape& band, int64_t tile_elems, T* tiles) {
   constexpr int L = kLanes<T>;
   const S* base = static_cast<const S*>(v.data) + n * v.stride[0] + c0 * v.stride[1];
-  const int64_t rowlen = ts.n[2] * L;
+  const int64_t rowlen = band.n[2] * L;
   // Positions past the last one any real output reads stay zero (not source
   // data): the padded blocks of outputs read them, and 0 * inf would be NaN.
   const int64_t ext = (j.out[2] - 1) * j.s[2] + (j.k[2] - 1) * j.d[2] + 1;
-  for (int64_t z = 0; z < ts.n[0]; ++z) {
+  for (int64_t z = 0; z < band.n[0]; ++z) {
     const int64_t tz = q0[0] + z - j.off[0];
     const int64_t iz = floor_div(tz, j.up[0]);
     const bool zok = tz == iz * j.up[0] && iz >= 0 && iz < j.src[0];
-    for (int64_t y = 0; y < ts.n[1]; ++y) {
-      T* drow = tile + (z * ts.n[1] + y) * rowlen;
+    for (int64_t y = 0; y < band.n[1]; ++y) {
+      T* drow = tiles + (z * band.n[1] + y) * rowlen;
       const int64_t ty = q0[1] + y - j.off[1];
       const int64_t iy = floor_div(ty, j.up[1]);
       if (!zok || ty != iy * j.up[1] || iy < 0 || iy >= j.src[1]) {
-        std::fill(drow, drow + rowlen, T(0));
+        for (int g = 0; g < grp.G; ++g) std::fill(drow + g * tile_elems, drow + g * tile_elems + rowlen, T(0));
         continue;
       }
-      pack_row<S>(base + iz * v.stride[2] + iy * v.stride[3], v.stride[1], v.stride[4], lanes,
-                  j.src[2], drow, ext, j.up[2], j.off[2]);
-      std::fill(drow + ext * L, drow + rowlen, T(0));
+      pack_row<S>(base + iz * v.stride[2] + iy * v.stride[3], v.stride[1], v.stride[4], grp,
+                  j.src[2], drow, tile_elems, ext, j.up[2], j.off[2]);
+      for (int g = 0; g < grp.G; ++g) std::fill(drow + g * tile_elems + ext * L, drow + g * tile_elems + rowlen, T(0));
     }
   }
 }
 
-// Weights of channel block c0 as (kD, kH, kW, L), flipped in every axis if asked.
+// Weights of channels c0 .. c0+L-1 as (kD, kH, kW, L), flipped in every axis if asked.
 template <typename T>
 void pack_weights(const Job& j, int64_t C, const T* w, int64_t c0, T* wt) {
   constexpr int L = kLanes<T>;
@@ -159,76 +166,133 @@ template <typename T, int P, int KB>
                                              vec_t<T> (&acc)[P]) {
   constexpr int L = kLanes<T>;
   vec_t<T> wv[KB];
-  static_for<KB>([&](auto k) { wv[k] = loadu(w + k * L); });
-  static_for<P + KB - 1>([&](auto i) {
+  static_for<KB>([&](auto k) LC_INLINE { wv[k] = loadu(w + k * L); });
+  static_for<P + KB - 1>([&](auto i) LC_INLINE {
     const vec_t<T> v = loadu(in + i * step);
-    static_for<KB>([&](auto k) {
+    static_for<KB>([&](auto k) LC_INLINE {
       constexpr int jj = decltype(i)::value - decltype(k)::value;
       if constexpr (jj >= 0 && jj < P) acc[jj] += v * wv[k];
     });
   });
 }
 
-// One block of P outputs x0 + j*d (j < P) of one output row, stride 1 along
-// W: rows[t] are the tile rows of the kernel rows t, wrow the matching weights.
+// One block of P outputs of one output row, stride 1 along W.  rows[t] (+
+// in_off) is where kernel row t's first tap of the block's first output
+// reads, wrows[t] that row's KW weight vectors; consecutive taps and outputs
+// are `step` elements apart in the input; output j goes to out + j*out_step.
 template <typename T, int P>
-[[gnu::always_inline]] inline void fwd_block_slide(const T* const* rows, int64_t nrows,
-                                                   const T* wt, int64_t KW, int64_t d, int64_t x0,
-                                                   vec_t<T> bias, T* out) {
+[[gnu::always_inline]] inline void fwd_block_slide(const T* const* rows, const T* const* wrows,
+                                                   int64_t nrows, int64_t in_off, int64_t w_off,
+                                                   int64_t KW, int64_t step, vec_t<T> bias, T* out,
+                                                   int64_t out_step) {
   constexpr int L = kLanes<T>;
   constexpr int KB = kFwdKB;
   vec_t<T> acc[P];
-  static_for<P>([&](auto jj) { acc[jj] = bias; });
-  const int64_t step = d * L;
+  static_for<P>([&](auto jj) LC_INLINE { acc[jj] = bias; });
   const int64_t full = KW / KB * KB;
   const int rem = static_cast<int>(KW - full);
   for (int64_t t = 0; t < nrows; ++t) {
-    const T* in = rows[t] + x0 * L;
-    const T* w = wt + t * KW * L;
+    const T* in = rows[t] + in_off;
+    const T* w = wrows[t] + w_off;
     for (int64_t k0 = 0; k0 < full; k0 += KB) fwd_slide<T, P, KB>(in + k0 * step, step, w + k0 * L, acc);
-    static_for<KB>([&](auto r) {
+    static_for<KB>([&](auto r) LC_INLINE {
       if constexpr (decltype(r)::value > 0)
         if (rem == r) fwd_slide<T, P, decltype(r)::value>(in + full * step, step, w + full * L, acc);
     });
   }
-  static_for<P>([&](auto jj) { storeu(out + (x0 + jj * d) * L, acc[jj]); });
+  static_for<P>([&](auto jj) LC_INLINE { storeu(out + jj * out_step, acc[jj]); });
 }
 
-// Any stride: P consecutive outputs, one weight vector at a time.
+// Any stride: P outputs `ostep` input elements apart, taps `kstep` apart, one
+// weight vector at a time.
 template <typename T, int P>
-[[gnu::always_inline]] inline void fwd_block_generic(const T* const* rows, int64_t nrows,
-                                                     const T* wt, int64_t KW, int64_t s,
-                                                     int64_t d, int64_t x0, vec_t<T> bias,
-                                                     T* out) {
+[[gnu::always_inline]] inline void fwd_block_generic(const T* const* rows, const T* const* wrows,
+                                                     int64_t nrows, int64_t in_off, int64_t KW,
+                                                     int64_t ostep, int64_t kstep, vec_t<T> bias,
+                                                     T* out, int64_t out_step) {
   constexpr int L = kLanes<T>;
   vec_t<T> acc[P];
-  static_for<P>([&](auto jj) { acc[jj] = bias; });
+  static_for<P>([&](auto jj) LC_INLINE { acc[jj] = bias; });
   for (int64_t t = 0; t < nrows; ++t) {
-    const T* in = rows[t] + x0 * s * L;
-    const T* w = wt + t * KW * L;
+    const T* in = rows[t] + in_off;
+    const T* w = wrows[t];
     for (int64_t kx = 0; kx < KW; ++kx) {
       const vec_t<T> wv = loadu(w + kx * L);
-      const T* b = in + kx * d * L;
-      static_for<P>([&](auto jj) { acc[jj] += loadu(b + jj * s * L) * wv; });
+      const T* b = in + kx * kstep;
+      static_for<P>([&](auto jj) LC_INLINE { acc[jj] += loadu(b + jj * ostep) * wv; });
     }
   }
-  static_for<P>([&](auto jj) { storeu(out + (x0 + jj) * L, acc[jj]); });
+  static_for<P>([&](auto jj) LC_INLINE { storeu(out + jj * out_step, acc[jj]); });
 }
 
-// One output row into `out` (>= (OW + kMaxP*d) * L values).
+// One output row from tile rows into `out` (>= (OW + kMaxP*d) * L values).
 template <typename T>
-void fwd_row(const Job& j, const T* const* rows, int64_t nrows, const T* wt, vec_t<T> bias, T* out) {
+void fwd_row(const Job& j, const T* const* rows, const T* const* wrows, int64_t nrows,
+             vec_t<T> bias, T* out) {
+  constexpr int L = kLanes<T>;
   const int64_t OW = j.out[2], KW = j.k[2], s = j.s[2], d = j.d[2];
   if (s == 1) {
     constexpr int P = kFwdP;
     for (int64_t r = 0; r < std::min(d, OW); ++r) {
       const int64_t nr = (OW - r + d - 1) / d;  // outputs r, r+d, ... < OW
-      for (int64_t b = 0; b < nr; b += P) fwd_block_slide<T, P>(rows, nrows, wt, KW, d, r + b * d, bias, out);
+      for (int64_t b = 0; b < nr; b += P) {
+        const int64_t x0 = r + b * d;
+        fwd_block_slide<T, P>(rows, wrows, nrows, x0 * L, 0, KW, d * L, bias, out + x0 * L, d * L);
+      }
     }
   } else {
     constexpr int P = kFwdGenericP;
-    for (int64_t x0 = 0; x0 < OW; x0 += P) fwd_block_generic<T, P>(rows, nrows, wt, KW, s, d, x0, bias, out);
+    for (int64_t x0 = 0; x0 < OW; x0 += P)
+      fwd_block_generic<T, P>(rows, wrows, nrows, x0 * s * L, KW, s * L, d * L, bias, out + x0 * L, L);
   }
+}
+
+// One output row of G channel blocks straight from a channels-innermost
+// source into a channels-innermost destination (stride and dilation 1 along
+// W, no copies): rows[t] point at input x = 0 of the kernel rows inside the
+// input, block g's channels start g*L further, its weights at wrows[t] +
+// g*wg; ps/out_ps are the pixel strides.  Outputs whose window lies inside
+// the row use the sliding blocks (the last block may overlap the one before:
+// it rewrites the same values); the few near the ends test each tap.  All
+// blocks of a group run on the same pixels in turn, so the input window is
+// reused from the L1 cache and the output written pixel by pixel.
+template <typename T>
+void fwd_row_direct(const T* const* rows, const T* const* wrows, int64_t nrows, int64_t W,
+                    int64_t off, int64_t KW, int64_t OW, int64_t ps, int G, int64_t wg,
+                    const vec_t<T>* bias, T* out, int64_t out_ps) {
+  constexpr int L = kLanes<T>;
+  constexpr int P = kFwdP;
+  const int64_t xa = std::clamp<int64_t>(off, 0, OW);                  // first inside output
+  const int64_t xb = std::clamp<int64_t>(W - KW + 1 + off, xa, OW);    // one past the last
+  int64_t edge_from = xa;
+  if (xb - xa >= P) {
+    const int64_t line_elems = 64 / sizeof(T), px_lines = (G * L + line_elems - 1) / line_elems;
+    for (int64_t x0 = xa; x0 < xb; x0 += P) {
+      const int64_t x = std::min(x0, xb - P);
+      if (nrows > 0) {
+        // the newest kernel row is the one not yet cached: fetch the next block's pixels
+        const T* pf = rows[nrows - 1] + (x - off + KW + P) * ps;
+        for (int q = 0; q < P; ++q)
+          for (int64_t ln = 0; ln < px_lines; ++ln) __builtin_prefetch(pf + q * ps + ln * line_elems);
+      }
+      for (int g = 0; g < G; ++g)
+        fwd_block_slide<T, P>(rows, wrows, nrows, (x - off) * ps + g * L, g * wg, KW, ps, bias[g],
+                              out + x * out_ps + g * L, out_ps);
+    }
+    edge_from = xb;
+  }
+  auto edge = [&](int64_t x) {
+    const int64_t k0 = std::max<int64_t>(0, off - x), k1 = std::min<int64_t>(KW, W + off - x);
+    for (int g = 0; g < G; ++g) {
+      vec_t<T> acc = bias[g];
+      for (int64_t t = 0; t < nrows; ++t)
+        for (int64_t kx = k0; kx < k1; ++kx)
+          acc += loadu(rows[t] + (x + kx - off) * ps + g * L) * loadu(wrows[t] + g * wg + kx * L);
+      storeu(out + x * out_ps + g * L, acc);
+    }
+  };
+  for (int64_t x = 0; x < xa; ++x) edge(x);
+  for (int64_t x = edge_from; x < OW; ++x) edge(x);
 }
 
 // ---------------------------------------------------------------- grad_weight micro-kernels
@@ -238,10 +302,10 @@ template <typename T, int P, int KB>
 [[gnu::always_inline]] inline void gw_slide(const T* g, const T* in, int64_t step,
                                             vec_t<T> (&acc)[KB]) {
   vec_t<T> gv[P];
-  static_for<P>([&](auto jj) { gv[jj] = loadu(g + jj * step); });
-  static_for<P + KB - 1>([&](auto i) {
+  static_for<P>([&](auto jj) LC_INLINE { gv[jj] = loadu(g + jj * step); });
+  static_for<P + KB - 1>([&](auto i) LC_INLINE {
     const vec_t<T> v = loadu(in + i * step);
-    static_for<KB>([&](auto k) {
+    static_for<KB>([&](auto k) LC_INLINE {
       constexpr int jj = decltype(i)::value - decltype(k)::value;
       if constexpr (jj >= 0 && jj < P) acc[k] += v * gv[jj];
     });
@@ -255,7 +319,7 @@ template <typename T, int KB>
   constexpr int L = kLanes<T>;
   constexpr int P = kGwP;
   vec_t<T> acc[KB];
-  static_for<KB>([&](auto k) { acc[k] = loadu(gw + k * L); });
+  static_for<KB>([&](auto k) LC_INLINE { acc[k] = loadu(gw + k * L); });
   const int64_t step = d * L;
   for (int64_t r = 0; r < std::min(d, OW); ++r) {
     const int64_t nr = (OW - r + d - 1) / d;
@@ -264,7 +328,7 @@ template <typename T, int KB>
       gw_slide<T, P, KB>(grow + x0 * L, xrow + (x0 + k0 * d) * L, step, acc);
     }
   }
-  static_for<KB>([&](auto k) { storeu(gw + k * L, acc[k]); });
+  static_for<KB>([&](auto k) LC_INLINE { storeu(gw + k * L, acc[k]); });
 }
 
 // Any stride: acc[k] += sum_x g[x] * in[x*s + (k0+k)*d].
@@ -273,13 +337,13 @@ template <typename T, int KB>
                                                    int64_t s, int64_t d, int64_t k0, T* gw) {
   constexpr int L = kLanes<T>;
   vec_t<T> acc[KB];
-  static_for<KB>([&](auto k) { acc[k] = loadu(gw + k * L); });
+  static_for<KB>([&](auto k) LC_INLINE { acc[k] = loadu(gw + k * L); });
   const T* in = xrow + k0 * d * L;
   for (int64_t x = 0; x < OW; ++x) {
     const vec_t<T> g = loadu(grow + x * L);
-    static_for<KB>([&](auto k) { acc[k] += loadu(in + (x * s + k * d) * L) * g; });
+    static_for<KB>([&](auto k) LC_INLINE { acc[k] += loadu(in + (x * s + k * d) * L) * g; });
   }
-  static_for<KB>([&](auto k) { storeu(gw + k * L, acc[k]); });
+  static_for<KB>([&](auto k) LC_INLINE { storeu(gw + k * L, acc[k]); });
 }
 
 // gw[kx] (kx < KW, one kernel row) += correlation of one gy row with one x row.
@@ -292,13 +356,13 @@ void gw_row(const Job& j, const T* grow, const T* xrow, T* gw) {
   const int rem = static_cast<int>(KW - full);
   if (s == 1) {
     for (int64_t k0 = 0; k0 < full; k0 += KB) gw_taps_slide<T, KB>(grow, xrow, OW, d, k0, gw + k0 * L);
-    static_for<KB>([&](auto r) {
+    static_for<KB>([&](auto r) LC_INLINE {
       if constexpr (decltype(r)::value > 0)
         if (rem == r) gw_taps_slide<T, decltype(r)::value>(grow, xrow, OW, d, full, gw + full * L);
     });
   } else {
     for (int64_t k0 = 0; k0 < full; k0 += KB) gw_taps_generic<T, KB>(grow, xrow, OW, s, d, k0, gw + k0 * L);
-    static_for<KB>([&](auto r) {
+    static_for<KB>([&](auto r) LC_INLINE {
       if constexpr (decltype(r)::value > 0)
         if (rem == r) gw_taps_generic<T, decltype(r)::value>(grow, xrow, OW, s, d, full, gw + full * L);
     });
@@ -308,38 +372,76 @@ void gw_row(const Job& j, const T* grow, const T* xrow, T* gw) {
 // ---------------------------------------------------------------- items
 
 struct Item {
-  int64_t c0, lanes, n, o0, o1;  // channel block start and width, image, band [o0, o1)
+  int64_t n, o0, o1;  // image, band [o0, o1) of output rows along the band axis
+  int64_t c0;         // first channel of the group
+  Group grp;
 };
 
+// Items run image by image, band by band, channel group by channel group.
 Item item_of(const DwPlan& plan, int64_t C, int64_t rows, int64_t it) {
   Item r;
-  const int64_t band = it % plan.bands;
-  const int64_t rest = it / plan.bands;
-  r.n = rest % plan.batch;
-  r.c0 = rest / plan.batch * plan.lanes;
-  r.lanes = std::min<int64_t>(plan.lanes, C - r.c0);
+  const int64_t groups = plan.groups();
+  r.c0 = it % groups * plan.group * plan.lanes;
+  const int64_t rest = it / groups;
+  const int64_t band = rest % plan.bands;
+  r.n = rest / plan.bands;
   r.o0 = band * plan.band_len;
   r.o1 = std::min<int64_t>(rows, r.o0 + plan.band_len);
+  const int64_t nch = std::min<int64_t>(plan.group * plan.lanes, C - r.c0);
+  r.grp.nch = static_cast<int>(nch);
+  r.grp.G = static_cast<int>((nch + plan.lanes - 1) / plan.lanes);
   return r;
 }
 
-// Runs `fn(item, tile, q0)` for every item in [begin, end) after packing its
-// source band into the tile.
+// Per-thread buffers and the band loop shared by the forward-shaped jobs and
+// grad_weight: runs fn(item, band shape, row offsets) for every item in
+// [begin, end) once its source band is packed into `tiles`; row offsets[t]
+// of output row (oz, oy) is computed by row_offsets.
+template <typename T>
+struct Tiles {
+  TileShape full;         // shape for a whole band
+  int64_t elems = 0;      // elements per tile
+  std::vector<T> data;    // G tiles
+  T* tile(int g) { return data.data() + g * elems; }
+};
+
 template <typename S, typename T, typename Fn>
 void for_each_band(const DepthwiseParams& p, const DwPlan& plan, const Job& j, const DwView& src,
-                   int64_t begin, int64_t end, std::vector<T>& tile, TileShape& ts, Fn&& fn) {
+                   int64_t begin, int64_t end, Tiles<T>& tiles, Fn&& fn) {
   const int ab = band_axis(p);
-  ts = tile_shape(j, ab, plan.band_len);
-  tile.resize(ts.size() * kLanes<T>);
+  tiles.full = tile_shape(j, ab, plan.band_len);
+  tiles.elems = tiles.full.size() * kLanes<T>;
+  tiles.data.resize(tiles.elems * plan.group);
   for (int64_t it = begin; it < end; ++it) {
     const Item item = item_of(plan, p.channels, j.out[ab], it);
-    TileShape band = ts;
+    TileShape band = tiles.full;
     band.n[ab] = (item.o1 - item.o0 - 1) * j.s[ab] + (j.k[ab] - 1) * j.d[ab] + 1;
     int64_t q0[2] = {0, 0};
     q0[ab] = item.o0 * j.s[ab];
-    pack_tile<S, T>(j, src, item.n, item.c0, static_cast<int>(item.lanes), q0, band, tile.data());
+    pack_tiles<S, T>(j, src, item.n, item.c0, item.grp, q0, band, tiles.elems, tiles.data.data());
     fn(item, band);
   }
+}
+
+// Offsets (in elements) of the tile rows that output row (oz, oy) of `item`
+// reads through kernel rows (kd, ky), in kernel-row order.
+void row_offsets(const Job& j, int ab, const Item& item, const TileShape& band, int64_t oz,
+                 int64_t oy, int64_t lanes, int64_t* offs) {
+  const int64_t tz = oz * j.s[0] - (ab == 0 ? item.o0 * j.s[0] : 0);
+  const int64_t ty = oy * j.s[1] - (ab == 1 ? item.o0 * j.s[1] : 0);
+  const int64_t rowlen = band.n[2] * lanes;
+  for (int64_t kd = 0; kd < j.k[0]; ++kd)
+    for (int64_t ky = 0; ky < j.k[1]; ++ky)
+      offs[kd * j.k[1] + ky] = ((tz + kd * j.d[0]) * band.n[1] + ty + ky * j.d[1]) * rowlen;
+}
+
+// Output rows (oz, oy) of an item's band.
+template <typename Fn>
+void for_each_row(const Job& j, int ab, const Item& item, Fn&& fn) {
+  const int64_t z0 = ab == 0 ? item.o0 : 0, z1 = ab == 0 ? item.o1 : j.out[0];
+  const int64_t y0 = ab == 1 ? item.o0 : 0, y1 = ab == 1 ? item.o1 : j.out[1];
+  for (int64_t oz = z0; oz < z1; ++oz)
+    for (int64_t oy = y0; oy < y1; ++oy) fn(oz, oy);
 }
 
 // Forward-shaped job: dst = conv(src, w) (+ bias).
@@ -351,37 +453,108 @@ void run_forward_job(const DepthwiseParams& p, const DwPlan& plan, const Job& j,
   const T* w = static_cast<const T*>(wv);
   const T* bias = static_cast<const T*>(bv);
   const int ab = band_axis(p);
-  const int64_t KD = j.k[0], KH = j.k[1], KW = j.k[2];
-  std::vector<T> tile, wt(KD * KH * KW * L), out((j.out[2] + kMaxP * j.d[2] + 1) * L);
-  std::vector<const T*> rows(KD * KH);
-  TileShape ts;
+  const int64_t G = plan.group, KR = j.k[0] * j.k[1], KV = KR * j.k[2];
+  const int64_t outlen = (j.out[2] + kMaxP * j.d[2] + 1) * L;
+  std::vector<T> wt(G * KV * L), out(G * outlen);
+  std::vector<int64_t> offs(KR);
+  std::vector<const T*> rows(KR), wrows(KR);
+  std::vector<vec_t<T>> bias_v(G);
+  Tiles<T> tiles;
   int64_t packed_c0 = -1;
-  vec_t<T> bias_v{};
-  for_each_band<S, T>(p, plan, j, src, begin, end, tile, ts, [&](const Item& item, const TileShape& band) {
+  for_each_band<S, T>(p, plan, j, src, begin, end, tiles, [&](const Item& item, const TileShape& band) {
     if (item.c0 != packed_c0) {
-      pack_weights<T>(j, p.channels, w, item.c0, wt.data());
-      T b[L] = {};
-      for (int l = 0; l < item.lanes && bias; ++l) b[l] = bias[item.c0 + l];
-      std::memcpy(&bias_v, b, sizeof(b));
+      for (int g = 0; g < item.grp.G; ++g) {
+        const int64_t c = item.c0 + g * L;
+        pack_weights<T>(j, p.channels, w, c, wt.data() + g * KV * L);
+        T b[L] = {};
+        for (int l = 0; l < item.grp.lanes(g, L) && bias; ++l) b[l] = bias[c + l];
+        std::memcpy(&bias_v[g], b, sizeof(b));
+      }
       packed_c0 = item.c0;
     }
-    const int64_t rowlen = band.n[2] * L;
     S* dbase = static_cast<S*>(dst.data) + item.n * dst.stride[0] + item.c0 * dst.stride[1];
-    const int64_t z0 = ab == 0 ? item.o0 : 0, z1 = ab == 0 ? item.o1 : j.out[0];
-    const int64_t y0 = ab == 1 ? item.o0 : 0, y1 = ab == 1 ? item.o1 : j.out[1];
-    for (int64_t oz = z0; oz < z1; ++oz)
-      for (int64_t oy = y0; oy < y1; ++oy) {
-        // tile rows used by output row (oz, oy), relative to the band's origin
-        const int64_t tz = oz * j.s[0] - (ab == 0 ? item.o0 * j.s[0] : 0);
-        const int64_t ty = oy * j.s[1] - (ab == 1 ? item.o0 * j.s[1] : 0);
-        for (int64_t kd = 0; kd < KD; ++kd)
-          for (int64_t ky = 0; ky < KH; ++ky)
-            rows[kd * KH + ky] = tile.data() + ((tz + kd * j.d[0]) * band.n[1] + ty + ky * j.d[1]) * rowlen;
-        fwd_row<T>(j, rows.data(), KD * KH, wt.data(), bias_v, out.data());
-        unpack_row<S, T>(out.data(), static_cast<int>(item.lanes), j.out[2],
-                         dbase + oz * dst.stride[2] + oy * dst.stride[3], dst.stride[1], dst.stride[4]);
+    for_each_row(j, ab, item, [&](int64_t oz, int64_t oy) {
+      row_offsets(j, ab, item, band, oz, oy, L, offs.data());
+      for (int g = 0; g < item.grp.G; ++g) {
+        const T* base = tiles.tile(g);
+        for (int64_t t = 0; t < KR; ++t) {
+          rows[t] = base + offs[t];
+          wrows[t] = wt.data() + (g * KV + t * j.k[2]) * L;
+        }
+        fwd_row<T>(j, rows.data(), wrows.data(), KR, bias_v[g], out.data() + g * outlen);
       }
+      unpack_row<S, T>(out.data(), outlen, item.grp, j.out[2],
+                       dbase + oz * dst.stride[2] + oy * dst.stride[3], dst.stride[1], dst.stride[4]);
+    });
   });
+}
+
+// Small kernels on channels-innermost tensors are bound by memory traffic:
+// compute straight from the source into the destination, no tiles.
+constexpr int64_t kDirectMaxTaps = 25;
+
+template <typename T>
+bool direct_ok(const DepthwiseParams& p, const Job& j, const DwView& src, const DwView& dst) {
+  return j.up[0] == 1 && j.up[1] == 1 && j.up[2] == 1 && j.s[2] == 1 && j.d[2] == 1 &&
+         src.stride[1] == 1 && dst.stride[1] == 1 && p.channels % kLanes<T> == 0 &&
+         j.k[0] * j.k[1] * j.k[2] <= kDirectMaxTaps;
+}
+
+template <typename T>
+void run_direct_job(const DepthwiseParams& p, const DwPlan& plan, const Job& j, const DwView& src,
+                    const T* w, const T* bias, const DwView& dst, int64_t begin, int64_t end) {
+  constexpr int L = kLanes<T>;
+  const int ab = band_axis(p);
+  const int64_t G = plan.group, KH = j.k[1], KW = j.k[2], KR = j.k[0] * KH, KV = KR * KW;
+  std::vector<T> wt(G * KV * L);
+  std::vector<int64_t> offs(KR), taps(KR);
+  std::vector<const T*> rows(KR), wrows(KR);
+  std::vector<vec_t<T>> bias_v(G);
+  int64_t packed_c0 = -1;
+  for (int64_t it = begin; it < end; ++it) {
+    const Item item = item_of(plan, p.channels, j.out[ab], it);
+    if (item.c0 != packed_c0) {
+      for (int g = 0; g < item.grp.G; ++g) {
+        pack_weights<T>(j, p.channels, w, item.c0 + g * L, wt.data() + g * KV * L);
+        bias_v[g] = bias ? loadu(bias + item.c0 + g * L) : vec_t<T>{};
+      }
+      packed_c0 = item.c0;
+    }
+    const T* sbase = static_cast<const T*>(src.data) + item.n * src.stride[0] + item.c0;
+    T* dbase = static_cast<T*>(dst.data) + item.n * dst.stride[0] + item.c0;
+    for_each_row(j, ab, item, [&](int64_t oz, int64_t oy) {
+      int64_t nrows = 0;  // kernel rows that fall inside the input
+      for (int64_t kd = 0; kd < j.k[0]; ++kd) {
+        const int64_t iz = oz * j.s[0] + kd * j.d[0] - j.off[0];
+        if (iz < 0 || iz >= j.src[0]) continue;
+        for (int64_t ky = 0; ky < KH; ++ky) {
+          const int64_t iy = oy * j.s[1] + ky * j.d[1] - j.off[1];
+          if (iy < 0 || iy >= j.src[1]) continue;
+          offs[nrows] = iz * src.stride[2] + iy * src.stride[3];
+          taps[nrows++] = kd * KH + ky;
+        }
+      }
+      for (int64_t t = 0; t < nrows; ++t) {
+        rows[t] = sbase + offs[t];
+        wrows[t] = wt.data() + taps[t] * KW * L;
+      }
+      fwd_row_direct<T>(rows.data(), wrows.data(), nrows, j.src[2], j.off[2], KW, j.out[2],
+                        src.stride[4], item.grp.G, KV * L, bias_v.data(),
+                        dbase + oz * dst.stride[2] + oy * dst.stride[3], dst.stride[4]);
+    });
+  }
+}
+
+template <typename S>
+void run_job(const DepthwiseParams& p, const DwPlan& plan, const Job& j, const DwView& src,
+             const void* w, const void* bias, const DwView& dst, int64_t begin, int64_t end) {
+  using T = typename compute_of<S>::type;
+  if constexpr (std::is_same_v<S, T>) {
+    if (direct_ok<T>(p, j, src, dst))
+      return run_direct_job<T>(p, plan, j, src, static_cast<const T*>(w),
+                               static_cast<const T*>(bias), dst, begin, end);
+  }
+  run_forward_job<S>(p, plan, j, src, w, bias, dst, begin, end);
 }
 
 template <typename S>
@@ -391,72 +564,88 @@ void run_backward_weight(const DepthwiseParams& p, const DwPlan& plan, const DwV
   constexpr int L = kLanes<T>;
   const Job j = forward_job(p);
   const int ab = band_axis(p);
-  const int64_t KD = j.k[0], KH = j.k[1], KW = j.k[2], KV = KD * KH * KW;
+  const int64_t G = plan.group, KR = j.k[0] * j.k[1], KW = j.k[2], KV = KR * KW;
   const int64_t OW = j.out[2];
   const int64_t gwidth = OW + kMaxP * j.d[2] + 1;  // zeros past the last output
-  std::vector<T> tile, gwt(KV * L), grow(gwidth * L);
-  TileShape ts;
+  std::vector<T> gwt(G * KV * L), grow(G * gwidth * L);
+  std::vector<int64_t> offs(KR);
+  Tiles<T> tiles;
   T* gw = static_cast<T*>(partial);
   const S* gbase0 = static_cast<const S*>(gy.data);
-  for_each_band<S, T>(p, plan, j, x, begin, end, tile, ts, [&](const Item& item, const TileShape& band) {
+  for_each_band<S, T>(p, plan, j, x, begin, end, tiles, [&](const Item& item, const TileShape& band) {
     std::fill(gwt.begin(), gwt.end(), T(0));
-    const int64_t rowlen = band.n[2] * L;
     const S* gbase = gbase0 + item.n * gy.stride[0] + item.c0 * gy.stride[1];
-    const int64_t z0 = ab == 0 ? item.o0 : 0, z1 = ab == 0 ? item.o1 : j.out[0];
-    const int64_t y0 = ab == 1 ? item.o0 : 0, y1 = ab == 1 ? item.o1 : j.out[1];
-    for (int64_t oz = z0; oz < z1; ++oz)
-      for (int64_t oy = y0; oy < y1; ++oy) {
-        pack_row<S>(gbase + oz * gy.stride[2] + oy * gy.stride[3], gy.stride[1], gy.stride[4],
-                    static_cast<int>(item.lanes), OW, grow.data(), gwidth, 1, 0);
-        const int64_t tz = oz * j.s[0] - (ab == 0 ? item.o0 * j.s[0] : 0);
-        const int64_t ty = oy * j.s[1] - (ab == 1 ? item.o0 * j.s[1] : 0);
-        for (int64_t kd = 0; kd < KD; ++kd)
-          for (int64_t ky = 0; ky < KH; ++ky) {
-            const T* xrow = tile.data() + ((tz + kd * j.d[0]) * band.n[1] + ty + ky * j.d[1]) * rowlen;
-            gw_row<T>(j, grow.data(), xrow, gwt.data() + (kd * KH + ky) * KW * L);
-          }
+    for_each_row(j, ab, item, [&](int64_t oz, int64_t oy) {
+      pack_row<S>(gbase + oz * gy.stride[2] + oy * gy.stride[3], gy.stride[1], gy.stride[4], item.grp,
+                  OW, grow.data(), gwidth * L, gwidth, 1, 0);
+      row_offsets(j, ab, item, band, oz, oy, L, offs.data());
+      for (int g = 0; g < item.grp.G; ++g)
+        for (int64_t t = 0; t < KR; ++t)
+          gw_row<T>(j, grow.data() + g * gwidth * L, tiles.tile(g) + offs[t],
+                    gwt.data() + (g * KV + t * KW) * L);
+    });
+    for (int g = 0; g < item.grp.G; ++g)
+      for (int l = 0; l < item.grp.lanes(g, L); ++l) {
+        T* dst = gw + (item.c0 + g * L + l) * KV;
+        const T* src = gwt.data() + g * KV * L + l;
+        for (int64_t t = 0; t < KV; ++t) dst[t] += src[t * L];
       }
-    for (int64_t l = 0; l < item.lanes; ++l) {
-      T* dst = gw + (item.c0 + l) * KV;
-      for (int64_t t = 0; t < KV; ++t) dst[t] += gwt[t * L + l];
-    }
   });
 }
 
 template <typename T>
-DwPlan make_plan(const DepthwiseParams& p, DwOp op, int threads) {
+DwPlan make_plan(const DepthwiseParams& p, DwOp op, int threads, bool channels_inner) {
   DwPlan plan;
   plan.lanes = kLanes<T>;
   plan.channel_blocks = (p.channels + plan.lanes - 1) / plan.lanes;
   plan.batch = p.batch;
   const Job j = op == DwOp::backward_input ? backward_input_job(p) : forward_job(p);
   const int ab = band_axis(p);
-  const int64_t rows = j.out[ab];
-  // Enough items for every thread, and tiles that stay in the L2 cache.
-  const int64_t items = plan.channel_blocks * plan.batch;
-  int64_t bands = items >= 4 * threads ? 1 : (4 * threads + items - 1) / items;
-  const int64_t tile_bytes = tile_shape(j, ab, rows).size() * plan.lanes * static_cast<int64_t>(sizeof(T));
-  constexpr int64_t kTileBudget = 384 * 1024;
-  bands = std::max<int64_t>(bands, (tile_bytes + kTileBudget - 1) / kTileBudget);
-  bands = std::clamp<int64_t>(bands, 1, std::max<int64_t>(rows, 1));
-  plan.band_len = (rows + bands - 1) / bands;
-  plan.bands = (rows + plan.band_len - 1) / plan.band_len;
+  const int64_t rows = std::max<int64_t>(j.out[ab], 1);
+  const int64_t halo = (j.k[ab] - 1) * j.d[ab];
+  auto tile_bytes = [&](int64_t len) {
+    return tile_shape(j, ab, len).size() * plan.lanes * static_cast<int64_t>(sizeof(T));
+  };
+  // Tiles of one item should stay in the L2 cache.
+  constexpr int64_t kBudget = 256 * 1024;
+  int64_t len = rows;
+  while (len > 1 && tile_bytes(len) > kBudget) len = (len + 1) / 2;
+  if (channels_inner) {
+    // Channels innermost: a group of blocks reads whole cache lines (ideally
+    // whole pixels) of the source in one pass.  Shorten the bands for that
+    // while the halo rows stay cheap next to the band.
+    const int64_t want = plan.channel_blocks;
+    const int64_t min_len = std::min(rows, std::max<int64_t>(4, 2 * halo));
+    while (len > min_len && want * tile_bytes(len) > kBudget) len = std::max(min_len, (len + 1) / 2);
+    plan.group = std::clamp<int64_t>(kBudget / tile_bytes(len), 1, want);
+  }
+  plan.band_len = len;
+  plan.bands = (rows + len - 1) / len;
+  // Enough items for every thread.
+  const int64_t per_band = plan.batch * plan.groups();
+  if (per_band * plan.bands < 4 * threads) {
+    const int64_t bands = std::min(rows, (4 * threads + per_band - 1) / per_band);
+    plan.band_len = std::min(plan.band_len, (rows + bands - 1) / bands);
+    plan.bands = (rows + plan.band_len - 1) / plan.band_len;
+  }
   return plan;
 }
 
 }  // namespace
 
-DwPlan depthwise_plan(const DepthwiseParams& p, DwType type, DwOp op, int threads) {
-  return type == DwType::f64 ? make_plan<double>(p, op, threads) : make_plan<float>(p, op, threads);
+DwPlan depthwise_plan(const DepthwiseParams& p, DwType type, DwOp op, int threads,
+                      bool channels_inner) {
+  return type == DwType::f64 ? make_plan<double>(p, op, threads, channels_inner)
+                             : make_plan<float>(p, op, threads, channels_inner);
 }
 
 void depthwise_forward(const DepthwiseParams& p, const DwPlan& plan, DwType type, DwView x,
                        const void* w, const void* bias, DwView y, int64_t begin, int64_t end) {
   const Job j = forward_job(p);
   switch (type) {
-    case DwType::f32: return run_forward_job<float>(p, plan, j, x, w, bias, y, begin, end);
-    case DwType::f64: return run_forward_job<double>(p, plan, j, x, w, bias, y, begin, end);
-    case DwType::bf16: return run_forward_job<bf16>(p, plan, j, x, w, bias, y, begin, end);
+    case DwType::f32: return run_job<float>(p, plan, j, x, w, bias, y, begin, end);
+    case DwType::f64: return run_job<double>(p, plan, j, x, w, bias, y, begin, end);
+    case DwType::bf16: return run_job<bf16>(p, plan, j, x, w, bias, y, begin, end);
   }
 }
 
@@ -464,9 +653,9 @@ void depthwise_backward_input(const DepthwiseParams& p, const DwPlan& plan, DwTy
                               const void* w, DwView gx, int64_t begin, int64_t end) {
   const Job j = backward_input_job(p);
   switch (type) {
-    case DwType::f32: return run_forward_job<float>(p, plan, j, gy, w, nullptr, gx, begin, end);
-    case DwType::f64: return run_forward_job<double>(p, plan, j, gy, w, nullptr, gx, begin, end);
-    case DwType::bf16: return run_forward_job<bf16>(p, plan, j, gy, w, nullptr, gx, begin, end);
+    case DwType::f32: return run_job<float>(p, plan, j, gy, w, nullptr, gx, begin, end);
+    case DwType::f64: return run_job<double>(p, plan, j, gy, w, nullptr, gx, begin, end);
+    case DwType::bf16: return run_job<bf16>(p, plan, j, gy, w, nullptr, gx, begin, end);
   }
 }
 

@@ -30,25 +30,27 @@ struct DwView {
   int64_t stride[5] = {0, 0, 0, 0, 0};
 };
 
-// How one op is cut into items: item = (channel block, image, band), in that
-// order of significance, so a contiguous range of items mostly shares one
-// channel block (and its weights).
+// How one op is cut into items: item = (image, band, group of channel
+// blocks), in that order of significance.
 struct DwPlan {
   int64_t lanes = 1;           // channels per block
   int64_t channel_blocks = 0;  // ceil(C / lanes)
+  int64_t group = 1;           // channel blocks per item
   int64_t batch = 0;
-  int64_t bands = 1;           // bands of output rows per (block, image)
+  int64_t bands = 1;           // bands of output rows per image
   int64_t band_len = 1;        // output rows (2-D) or slices (3-D) per band
-  int64_t items() const { return channel_blocks * batch * bands; }
+  int64_t groups() const { return (channel_blocks + group - 1) / group; }
+  int64_t items() const { return groups() * batch * bands; }
 };
 
 }  // namespace leanconv::cpu
 
 #define LEANCONV_DEPTHWISE_CPU_KERNELS                                                          \
-  /* The item decomposition of `op` for `threads` threads. */                                   \
+  /* The item decomposition of `op` for `threads` threads; channels_inner: the source has */  \
+  /* channel stride 1 (channels_last). */                                                       \
   ::leanconv::cpu::DwPlan depthwise_plan(const ::leanconv::DepthwiseParams& p,                  \
                                          ::leanconv::cpu::DwType type, ::leanconv::cpu::DwOp op, \
-                                         int threads);                                          \
+                                         int threads, bool channels_inner);                     \
   /* y = depthwise(x, w) + bias.  w: contiguous (C, k...) and bias (C) or null, both in the */  \
   /* compute type (float for bfloat16). */                                                      \
   void depthwise_forward(const ::leanconv::DepthwiseParams& p, const ::leanconv::cpu::DwPlan& plan, \

@@ -140,60 +140,110 @@ inline void transpose(simd::vec_t<T>* r) {
 
 // ---------------------------------------------------------------- rows
 
-// One row of a tile: dst[q*L + l] = source channel l at x with q = x*up + off
-// for q in [0, width), zero elsewhere and in lanes >= `lanes`.  `src` points
-// at (channel 0 of the block, x = 0); sc/sw: channel and x strides.
+// A group of G channel blocks: channels c0 .. c0 + nch - 1 of the source, block
+// g holding channels g*L .. g*L + L - 1 of the group (zero past nch).
+struct Group {
+  int G;      // blocks
+  int nch;    // valid channels, <= G*L
+  int lanes(int g, int L) const { return std::clamp(nch - g * L, 0, L); }
+};
+
+// One row of each tile of a group: tile g (at dst + g*gstride) gets
+// dst[q*L + l] = source channel g*L + l at x, with q = x*up + off, for q in
+// [0, width); zero elsewhere.  `src` points at (channel 0 of the group,
+// x = 0); sc/sw: channel and x strides of the source.
 template <typename S, typename T = typename compute_of<S>::type>
-void pack_row(const S* src, int64_t sc, int64_t sw, int lanes, int64_t W, T* dst, int64_t width,
-              int64_t up, int64_t off) {
+void pack_row(const S* src, int64_t sc, int64_t sw, Group grp, int64_t W, T* dst, int64_t gstride,
+              int64_t width, int64_t up, int64_t off) {
   constexpr int L = kLanes<T>;
   using V = simd::vec_t<T>;
   // x range whose position q lies in [0, width)
   const int64_t xlo = off >= 0 ? 0 : (-off + up - 1) / up;
   const int64_t xhi = std::min<int64_t>(W, off >= width ? 0 : (width - 1 - off) / up + 1);
-  if (up == 1 && xhi > xlo) {
-    std::fill(dst, dst + (xlo + off) * L, T(0));
-    std::fill(dst + (xhi + off) * L, dst + width * L, T(0));
-  } else {
-    std::fill(dst, dst + width * L, T(0));
-  }
-  if (xhi <= xlo) return;
-  int64_t x = xlo;
-  if (sc == 1 && lanes == L) {
-    for (; x < xhi; ++x) simd::storeu(dst + (x * up + off) * L, load_cvt<S>(src + x * sw));
-  } else if (sw == 1) {
-    for (; x + L <= xhi; x += L) {
-      V r[L];
-      for (int l = 0; l < L; ++l) r[l] = l < lanes ? load_cvt<S>(src + l * sc + x) : V{};
-      transpose<T>(r);
-      for (int t = 0; t < L; ++t) simd::storeu(dst + ((x + t) * up + off) * L, r[t]);
+  for (int g = 0; g < grp.G; ++g) {
+    T* d = dst + g * gstride;
+    if (up == 1 && xhi > xlo) {
+      std::fill(d, d + (xlo + off) * L, T(0));
+      std::fill(d + (xhi + off) * L, d + width * L, T(0));
+    } else {
+      std::fill(d, d + width * L, T(0));
     }
   }
-  for (; x < xhi; ++x) {
-    T* d = dst + (x * up + off) * L;
-    for (int l = 0; l < L; ++l) d[l] = l < lanes ? to_compute(src[l * sc + x * sw]) : T(0);
+  if (xhi <= xlo) return;
+  if (sc == 1) {
+    // channels innermost: each pixel's channels are contiguous
+    for (int64_t x = xlo; x < xhi; ++x) {
+      const S* px = src + x * sw;
+      const int64_t q = (x * up + off) * L;
+      for (int g = 0; g < grp.G; ++g) {
+        const int lanes = grp.lanes(g, L);
+        if (lanes == L) {
+          simd::storeu(dst + g * gstride + q, load_cvt<S>(px + g * L));
+        } else {
+          for (int l = 0; l < L; ++l) dst[g * gstride + q + l] = l < lanes ? to_compute(px[g * L + l]) : T(0);
+        }
+      }
+    }
+    return;
+  }
+  for (int g = 0; g < grp.G; ++g) {
+    const int lanes = grp.lanes(g, L);
+    const S* s = src + g * L * sc;
+    T* d = dst + g * gstride;
+    int64_t x = xlo;
+    if (sw == 1) {
+      // rows of x contiguous: transpose L x L blocks
+      for (; x + L <= xhi; x += L) {
+        V r[L];
+        for (int l = 0; l < L; ++l) r[l] = l < lanes ? load_cvt<S>(s + l * sc + x) : V{};
+        transpose<T>(r);
+        for (int t = 0; t < L; ++t) simd::storeu(d + ((x + t) * up + off) * L, r[t]);
+      }
+    }
+    for (; x < xhi; ++x) {
+      T* dd = d + (x * up + off) * L;
+      for (int l = 0; l < L; ++l) dd[l] = l < lanes ? to_compute(s[l * sc + x * sw]) : T(0);
+    }
   }
 }
 
-// The inverse for output rows: dst channel l at x = buf[x*L + l] for x < W,
-// l < lanes.
+// The inverse for output rows: destination channel g*L + l at x = buf[g*gstride
+// + x*L + l] for x < W and the group's valid channels.
 template <typename S, typename T>
-void unpack_row(const T* buf, int lanes, int64_t W, S* dst, int64_t sc, int64_t sw) {
+void unpack_row(const T* buf, int64_t gstride, Group grp, int64_t W, S* dst, int64_t sc, int64_t sw) {
   constexpr int L = kLanes<T>;
   using V = simd::vec_t<T>;
-  int64_t x = 0;
-  if (sc == 1 && lanes == L) {
-    for (; x < W; ++x) store_cvt<S, T>(dst + x * sw, simd::loadu(buf + x * L));
-  } else if (sw == 1) {
-    for (; x + L <= W; x += L) {
-      V r[L];
-      for (int t = 0; t < L; ++t) r[t] = simd::loadu(buf + (x + t) * L);
-      transpose<T>(r);
-      for (int l = 0; l < lanes; ++l) store_cvt<S, T>(dst + l * sc + x, r[l]);
+  if (sc == 1) {
+    for (int64_t x = 0; x < W; ++x) {
+      S* px = dst + x * sw;
+      for (int g = 0; g < grp.G; ++g) {
+        const int lanes = grp.lanes(g, L);
+        const T* b = buf + g * gstride + x * L;
+        if (lanes == L) {
+          store_cvt<S, T>(px + g * L, simd::loadu(b));
+        } else {
+          for (int l = 0; l < lanes; ++l) px[g * L + l] = from_compute<S, T>(b[l]);
+        }
+      }
     }
+    return;
   }
-  for (; x < W; ++x)
-    for (int l = 0; l < lanes; ++l) dst[l * sc + x * sw] = from_compute<S, T>(buf[x * L + l]);
+  for (int g = 0; g < grp.G; ++g) {
+    const int lanes = grp.lanes(g, L);
+    const T* b = buf + g * gstride;
+    S* d = dst + g * L * sc;
+    int64_t x = 0;
+    if (sw == 1) {
+      for (; x + L <= W; x += L) {
+        V r[L];
+        for (int t = 0; t < L; ++t) r[t] = simd::loadu(b + (x + t) * L);
+        transpose<T>(r);
+        for (int l = 0; l < lanes; ++l) store_cvt<S, T>(d + l * sc + x, r[l]);
+      }
+    }
+    for (; x < W; ++x)
+      for (int l = 0; l < lanes; ++l) d[l * sc + x * sw] = from_compute<S, T>(b[x * L + l]);
+  }
 }
 
 }  // namespace leanconv::cpu::LEANCONV_ISA
