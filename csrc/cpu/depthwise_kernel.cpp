@@ -45,8 +45,8 @@ template <int N, typename F>
 // registers); grad_weight: GP outputs x GKB taps.  P and GKB chains of
 // dependent FMAs hide the FMA latency.
 constexpr bool kBigRegs = simd::kVecRegs >= 32;
-constexpr int kFwdP = kBigRegs ? 16 : 10;
-constexpr int kFwdKB = kBigRegs ? 12 : 4;
+constexpr int kFwdP = kBigRegs ? 16 : 8;
+constexpr int kFwdKB = kBigRegs ? 12 : 6;
 constexpr int kFwdGenericP = kBigRegs ? 24 : 12;
 constexpr int kGwP = kBigRegs ? 8 : 4;
 constexpr int kGwKB = kBigRegs ? 20 : 10;
