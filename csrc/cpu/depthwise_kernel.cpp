@@ -44,7 +44,13 @@ template <int N, typename F>
 // Register blocking.  Forward: P outputs x KB taps (P + KB + 1 vector
 // registers); grad_weight: GP outputs x GKB taps.  P and GKB chains of
 // dependent FMAs hide the FMA latency.
+// (LEANCONV_TEST_BIG_BLOCKS: the AVX-512 block sizes at any width, so that a
+// machine without AVX-512 can test them in a "generic" build.)
+#ifdef LEANCONV_TEST_BIG_BLOCKS
+constexpr bool kBigRegs = true;
+#else
 constexpr bool kBigRegs = simd::kVecRegs >= 32;
+#endif
 constexpr int kFwdP = kBigRegs ? 16 : 8;
 constexpr int kFwdKB = kBigRegs ? 12 : 6;
 constexpr int kFwdGenericP = kBigRegs ? 24 : 12;
