@@ -370,3 +370,28 @@ def test_padding_pairs_follow_axis_order():
     assert_close_to(y, reference(x, w, None, 1, (1, 0, 0, 2), 1), torch.float32, "output")
     y_torch = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (0, 2, 1, 0)), w, groups=2)
     torch.testing.assert_close(y, y_torch)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize(
+    "shape, kernel, padding",
+    [((1, 3, 70, 64), (7, 7), 3),         # one channel block: the rows are split into bands
+     ((1, 8, 150, 160), (31, 31), 15),    # a plane too big for one cached tile
+     ((1, 2, 6, 6, 80), (3, 3, 5), (1, 1, 2))],
+)
+def test_thread_counts_and_bands(layout, shape, kernel, padding):
+    # Few (image, channel block) items are cut into bands of rows: the result
+    # matches the reference for 1 and 2 threads.
+    gen = torch.Generator().manual_seed(8)
+    x = torch.randn(shape, generator=gen)
+    w = torch.randn((shape[1], 1, *kernel), generator=gen)
+    b = torch.randn(shape[1], generator=gen)
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            run_and_compare("cpu", torch.float32, shape, kernel, 1, padding, 1, True, layout, seed=n)
+            y = lops.depthwise_conv(with_layout(x, layout), w, b, 1, padding)
+            assert_close_to(y, reference(x, w, b, 1, padding, 1), torch.float32, f"output, {n} threads")
+    finally:
+        torch.set_num_threads(threads)
