@@ -608,23 +608,22 @@ DwPlan make_plan(const DepthwiseParams& p, DwOp op, int threads, bool channels_i
   const Job j = op == DwOp::backward_input ? backward_input_job(p) : forward_job(p);
   const int ab = band_axis(p);
   const int64_t rows = std::max<int64_t>(j.out[ab], 1);
-  const int64_t halo = (j.k[ab] - 1) * j.d[ab];
   auto tile_bytes = [&](int64_t len) {
     return tile_shape(j, ab, len).size() * plan.lanes * static_cast<int64_t>(sizeof(T));
   };
-  // Tiles of one item should stay in the L2 cache.
-  constexpr int64_t kBudget = 256 * 1024;
-  int64_t len = rows;
-  while (len > 1 && tile_bytes(len) > kBudget) len = (len + 1) / 2;
+  // An output row reads a window of tile rows (slices in 3-D); the windows of
+  // the blocks of a group should stay in the L2 cache together.
+  const int64_t window = tile_bytes(1);
+  constexpr int64_t kWindowBudget = 256 * 1024;
   if (channels_inner) {
     // Channels innermost: a group of blocks reads whole cache lines (ideally
-    // whole pixels) of the source in one pass.  Shorten the bands for that
-    // while the halo rows stay cheap next to the band.
-    const int64_t want = plan.channel_blocks;
-    const int64_t min_len = std::min(rows, std::max<int64_t>(4, 2 * halo));
-    while (len > min_len && want * tile_bytes(len) > kBudget) len = std::max(min_len, (len + 1) / 2);
-    plan.group = std::clamp<int64_t>(kBudget / tile_bytes(len), 1, want);
+    // whole pixels) of the source in one pass.
+    plan.group = std::clamp<int64_t>(kWindowBudget / window, 1, plan.channel_blocks);
   }
+  // Cap the tiles' memory (they are reused from item to item).
+  constexpr int64_t kTileCap = 16 << 20;
+  int64_t len = rows;
+  while (len > 1 && plan.group * tile_bytes(len) > kTileCap) len = (len + 1) / 2;
   plan.band_len = len;
   plan.bands = (rows + len - 1) / len;
   // Enough items for every thread.
