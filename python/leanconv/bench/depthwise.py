@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     if targets:
         print("\n".join(targets))
         notes += "\n\nIssue targets (CPU, float32):\n\n" + "\n".join(f"- {t}" for t in targets)
-    suffix = "-quick" if args.quick or args.cases else ""
+    suffix = (f"-{args.threads}threads" if args.threads else "") + ("-quick" if args.quick or args.cases else "")
     name = f"depthwise-{args.device}-{args.dtype}{suffix}"
     json_path, md_path = write_report(name, env, rows, args.out, COLUMNS, notes)
     print(f"wrote {json_path} and {md_path}")
