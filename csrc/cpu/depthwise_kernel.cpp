@@ -7,10 +7,14 @@
 //   grad_input      source gy, kernel w flipped,  q = o*stride + (k-1)*dil - pad,
 //                   then a stride-1 convolution (zeros between the strided rows)
 //   grad_weight     correlates the x tile with the gy rows.
-// The source of one (block, image, band) is packed into a zero-padded tile
-// (D, H, W, L); the micro-kernels then keep a block of outputs (or of weight
-// gradients) and a block of kernel taps in vector registers and slide along W,
-// so each loaded input vector feeds several FMAs.
+// The source of one (image, band, group of blocks) is packed into zero-padded
+// tiles (D, H, W, L), one per block; the micro-kernels then keep a block of
+// outputs (or of weight gradients) and a block of kernel taps in vector
+// registers and slide along W, so each loaded input vector feeds several FMAs.
+// Small kernels on channels_last tensors run straight from the input
+// (run_direct_job): there the traffic to memory, not the arithmetic, decides.
+// grad_input with stride > 1 also multiplies the zeros between the strided
+// rows (the product of the strides times the arithmetic): simple, vectorized.
 #include "cpu/depthwise_kernel.h"
 
 #include <algorithm>

@@ -3,14 +3,16 @@
 //
 // The kernels compute on channel blocks: a block of `lanes` channels (one SIMD
 // vector) of one image is copied into a zero-padded tile laid out (D, H, W,
-// lanes), so every tap of every output is one aligned vector FMA and the inner
-// loops have no boundary tests.  Tensors are read and written through their
-// strides (NCHW, channels_last or any other), in their own dtype (float,
-// double, or bfloat16 computed in float); nothing is copied up front.
+// lanes), so every tap of every output is one vector FMA and the inner loops
+// have no boundary tests.  (Small kernels on channels_last float tensors skip
+// the tile and read the input in place.)  Tensors are read and written
+// through their strides (NCHW, channels_last or any other), in their own
+// dtype (float, double, or bfloat16 computed in float); nothing is copied up
+// front.
 //
-// Work is cut into items (channel block, image, band of output rows) that the
-// caller spreads over threads: every function takes a range [begin, end) of
-// items of the plan made by depthwise_plan.
+// Work is cut into items (image, band of output rows, group of channel
+// blocks) that the caller spreads over threads: every function takes a range
+// [begin, end) of items of the plan made by depthwise_plan.
 #pragma once
 
 #include <cstdint>
