@@ -186,29 +186,57 @@ template <typename T, int P, int KB>
   });
 }
 
+// Calls fn(integral_constant<int, KW mod KB>).
+template <typename F>
+[[gnu::always_inline]] inline void with_fwd_rem(int64_t KW, F&& fn) {
+  const int rem = static_cast<int>(KW % kFwdKB);
+  static_for<kFwdKB>([&](auto r) LC_INLINE {
+    if (rem == r) fn(r);
+  });
+}
+
+// All KW taps of one kernel row for P outputs: blocks of KB taps, then the
+// REM = KW mod KB left.
+template <typename T, int P, int REM>
+[[gnu::always_inline]] inline void fwd_row_taps(const T* in, const T* w, int64_t KW, int64_t step,
+                                                vec_t<T> (&acc)[P]) {
+  constexpr int L = kLanes<T>;
+  constexpr int KB = kFwdKB;
+  const int64_t full = KW - REM;
+  for (int64_t k0 = 0; k0 < full; k0 += KB) fwd_slide<T, P, KB>(in + k0 * step, step, w + k0 * L, acc);
+  if constexpr (REM > 0) fwd_slide<T, P, REM>(in + full * step, step, w + full * L, acc);
+}
+
 // One block of P outputs of one output row, stride 1 along W.  rows[t] (+
 // in_off) is where kernel row t's first tap of the block's first output
-// reads, wrows[t] that row's KW weight vectors; consecutive taps and outputs
-// are `step` elements apart in the input; output j goes to out + j*out_step.
-template <typename T, int P>
+// reads, wrows[t] (+ w_off) that row's KW weight vectors; consecutive taps and
+// outputs are `step` elements apart in the input; output j goes to out +
+// j*out_step.  REM >= 0 is KW mod KB, fixed for the whole block (tall kernels
+// such as 51x5 have many short rows); REM < 0 picks it row by row (measured
+// faster for the small kernels of the direct path).
+template <typename T, int P, int REM>
 [[gnu::always_inline]] inline void fwd_block_slide(const T* const* rows, const T* const* wrows,
                                                    int64_t nrows, int64_t in_off, int64_t w_off,
                                                    int64_t KW, int64_t step, vec_t<T> bias, T* out,
                                                    int64_t out_step) {
-  constexpr int L = kLanes<T>;
-  constexpr int KB = kFwdKB;
   vec_t<T> acc[P];
   static_for<P>([&](auto jj) LC_INLINE { acc[jj] = bias; });
-  const int64_t full = KW / KB * KB;
-  const int rem = static_cast<int>(KW - full);
   for (int64_t t = 0; t < nrows; ++t) {
     const T* in = rows[t] + in_off;
     const T* w = wrows[t] + w_off;
-    for (int64_t k0 = 0; k0 < full; k0 += KB) fwd_slide<T, P, KB>(in + k0 * step, step, w + k0 * L, acc);
-    static_for<KB>([&](auto r) LC_INLINE {
-      if constexpr (decltype(r)::value > 0)
-        if (rem == r) fwd_slide<T, P, decltype(r)::value>(in + full * step, step, w + full * L, acc);
-    });
+    if constexpr (REM >= 0) {
+      fwd_row_taps<T, P, REM>(in, w, KW, step, acc);
+    } else {
+      constexpr int L = kLanes<T>;
+      constexpr int KB = kFwdKB;
+      const int64_t full = KW / KB * KB;
+      const int rem = static_cast<int>(KW - full);
+      for (int64_t k0 = 0; k0 < full; k0 += KB) fwd_slide<T, P, KB>(in + k0 * step, step, w + k0 * L, acc);
+      static_for<KB>([&](auto r) LC_INLINE {
+        if constexpr (decltype(r)::value > 0)
+          if (rem == r) fwd_slide<T, P, decltype(r)::value>(in + full * step, step, w + full * L, acc);
+      });
+    }
   }
   static_for<P>([&](auto jj) LC_INLINE { storeu(out + jj * out_step, acc[jj]); });
 }
@@ -247,7 +275,10 @@ void fwd_row(const Job& j, const T* const* rows, const T* const* wrows, int64_t 
       const int64_t nr = (OW - r + d - 1) / d;  // outputs r, r+d, ... < OW
       for (int64_t b = 0; b < nr; b += P) {
         const int64_t x0 = r + b * d;
-        fwd_block_slide<T, P>(rows, wrows, nrows, x0 * L, 0, KW, d * L, bias, out + x0 * L, d * L);
+        with_fwd_rem(KW, [&](auto rem) LC_INLINE {
+          fwd_block_slide<T, P, decltype(rem)::value>(rows, wrows, nrows, x0 * L, 0, KW, d * L, bias,
+                                                      out + x0 * L, d * L);
+        });
       }
     }
   } else {
@@ -286,8 +317,8 @@ void fwd_row_direct(const T* const* rows, const T* const* wrows, int64_t nrows, 
           for (int64_t ln = 0; ln < px_lines; ++ln) __builtin_prefetch(pf + q * ps + ln * line_elems);
       }
       for (int g = 0; g < G; ++g)
-        fwd_block_slide<T, P>(rows, wrows, nrows, (x - off) * ps + g * L, g * wg, KW, ps, bias[g],
-                              out + x * out_ps + g * L, out_ps);
+        fwd_block_slide<T, P, -1>(rows, wrows, nrows, (x - off) * ps + g * L, g * wg, KW, ps, bias[g],
+                                  out + x * out_ps + g * L, out_ps);
     }
     edge_from = xb;
   }
