@@ -679,24 +679,26 @@ DwPlan depthwise_plan(const DepthwiseParams& p, DwType type, DwOp op, int thread
                              : make_plan<float>(p, op, threads, channels_inner);
 }
 
+namespace {
+void run_job_of_type(DwType type, const DepthwiseParams& p, const DwPlan& plan, const Job& j,
+                     const DwView& src, const void* w, const void* bias, const DwView& dst,
+                     int64_t begin, int64_t end) {
+  switch (type) {
+    case DwType::f32: return run_job<float>(p, plan, j, src, w, bias, dst, begin, end);
+    case DwType::f64: return run_job<double>(p, plan, j, src, w, bias, dst, begin, end);
+    case DwType::bf16: return run_job<bf16>(p, plan, j, src, w, bias, dst, begin, end);
+  }
+}
+}  // namespace
+
 void depthwise_forward(const DepthwiseParams& p, const DwPlan& plan, DwType type, DwView x,
                        const void* w, const void* bias, DwView y, int64_t begin, int64_t end) {
-  const Job j = forward_job(p);
-  switch (type) {
-    case DwType::f32: return run_job<float>(p, plan, j, x, w, bias, y, begin, end);
-    case DwType::f64: return run_job<double>(p, plan, j, x, w, bias, y, begin, end);
-    case DwType::bf16: return run_job<bf16>(p, plan, j, x, w, bias, y, begin, end);
-  }
+  run_job_of_type(type, p, plan, forward_job(p), x, w, bias, y, begin, end);
 }
 
 void depthwise_backward_input(const DepthwiseParams& p, const DwPlan& plan, DwType type, DwView gy,
                               const void* w, DwView gx, int64_t begin, int64_t end) {
-  const Job j = backward_input_job(p);
-  switch (type) {
-    case DwType::f32: return run_job<float>(p, plan, j, gy, w, nullptr, gx, begin, end);
-    case DwType::f64: return run_job<double>(p, plan, j, gy, w, nullptr, gx, begin, end);
-    case DwType::bf16: return run_job<bf16>(p, plan, j, gy, w, nullptr, gx, begin, end);
-  }
+  run_job_of_type(type, p, plan, backward_input_job(p), gy, w, nullptr, gx, begin, end);
 }
 
 void depthwise_backward_weight(const DepthwiseParams& p, const DwPlan& plan, DwType type, DwView x,
