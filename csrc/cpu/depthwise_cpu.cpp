@@ -1,8 +1,9 @@
 // CPU implementations of the depthwise convolution ops: argument checks,
-// layout and dtype handling, threading; the arithmetic is in
-// depthwise_kernel.cpp (one variant per ISA, chosen at run time).
+// dtype and layout decisions, threading.  The arithmetic is in
+// depthwise_kernel.cpp (one variant per ISA, chosen at run time), which reads
+// and writes the tensors through their strides: NCHW, channels_last and any
+// other layout are handled without copies.
 #include <ATen/ATen.h>
-#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -13,9 +14,26 @@ namespace leanconv {
 
 namespace {
 
-// float and double run natively; half types compute in float.
+using cpu::DwOp;
+using cpu::DwPlan;
+using cpu::DwType;
+using cpu::DwView;
+
+// float, double and bfloat16 run natively (bfloat16 computes in float);
+// float16 is converted to float and back.
+at::ScalarType kernel_type(at::ScalarType t) { return t == at::kHalf ? at::kFloat : t; }
+
 at::ScalarType compute_type(at::ScalarType t) {
   return (t == at::kHalf || t == at::kBFloat16) ? at::kFloat : t;
+}
+
+DwType dw_type(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return DwType::f32;
+    case at::kDouble: return DwType::f64;
+    case at::kBFloat16: return DwType::bf16;
+    default: TORCH_CHECK(false, "leanconv depthwise (cpu): unsupported dtype ", t);
+  }
 }
 
 at::MemoryFormat layout_of(const at::Tensor& t) {
@@ -27,14 +45,28 @@ void check_cpu(const at::Tensor& t, const char* name) {
   TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor here, got device ", t.device());
 }
 
-// Planar, contiguous tensor in the compute dtype.
-at::Tensor planar(const at::Tensor& t, at::ScalarType ct) {
-  return t.to(ct).contiguous();
+// (N, C, D, H, W) element strides; a 4-D tensor gets D = 1.
+DwView view_of(const at::Tensor& t) {
+  DwView v;
+  v.data = const_cast<void*>(t.const_data_ptr());
+  const auto s = t.strides();
+  if (t.dim() == 4) {
+    v.stride[0] = s[0], v.stride[1] = s[1], v.stride[2] = 0, v.stride[3] = s[2], v.stride[4] = s[3];
+  } else {
+    for (int i = 0; i < 5; ++i) v.stride[i] = s[i];
+  }
+  return v;
 }
 
-at::Tensor finish(at::Tensor y, at::ScalarType dtype, at::MemoryFormat mf) {
-  if (y.scalar_type() != dtype) y = y.to(dtype);
-  return mf == at::MemoryFormat::Contiguous ? y : y.contiguous(mf);
+// The tensor in the dtype the kernels read (only float16 changes).
+at::Tensor kernel_input(const at::Tensor& t) {
+  return t.scalar_type() == at::kHalf ? t.to(at::kFloat) : t;
+}
+
+DwPlan plan_for(const DepthwiseParams& p, at::ScalarType t, DwOp op, const DwView& source) {
+  const int threads = at::get_num_threads();
+  const bool channels_inner = source.stride[1] == 1;
+  LEANCONV_CPU_DISPATCH(depthwise_plan, p, dw_type(t), op, threads, channels_inner);
 }
 
 void check_weight_for(const at::Tensor& weight, const at::Tensor& like, int64_t channels,
@@ -47,21 +79,6 @@ void check_weight_for(const at::Tensor& weight, const at::Tensor& like, int64_t 
   check_cpu(weight, "weight");
 }
 
-at::Tensor forward_planar(const DepthwiseParams& p, const at::Tensor& x, const at::Tensor& w,
-                          const std::optional<at::Tensor>& b) {
-  auto y = at::empty(depthwise_output_shape(p), x.options());
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "leanconv::depthwise_conv (cpu)", [&] {
-    const scalar_t* xp = x.const_data_ptr<scalar_t>();
-    const scalar_t* wp = w.const_data_ptr<scalar_t>();
-    const scalar_t* bp = b.has_value() ? b->const_data_ptr<scalar_t>() : nullptr;
-    scalar_t* yp = y.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, p.batch * p.channels, 1, [&](int64_t begin, int64_t end) {
-      LEANCONV_CPU_DISPATCH(depthwise_forward_planar, p, xp, wp, bp, yp, begin, end);
-    });
-  });
-  return y;
-}
-
 at::Tensor depthwise_conv_cpu(const at::Tensor& input, const at::Tensor& weight,
                               const std::optional<at::Tensor>& bias, c10::IntArrayRef stride,
                               c10::IntArrayRef padding, c10::IntArrayRef dilation) {
@@ -70,11 +87,21 @@ at::Tensor depthwise_conv_cpu(const at::Tensor& input, const at::Tensor& weight,
   const auto mf = layout_of(input);
   if (p.batch * p.channels * p.out_plane() == 0)
     return at::empty(depthwise_output_shape(p), input.options().memory_format(mf));
-  const auto ct = compute_type(input.scalar_type());
-  std::optional<at::Tensor> b;
-  if (bias.has_value() && bias->defined()) b = planar(*bias, ct);
-  auto y = forward_planar(p, planar(input, ct), planar(weight, ct), b);
-  return finish(y, input.scalar_type(), mf);
+  const at::Tensor x = kernel_input(input);
+  const auto kt = x.scalar_type();
+  const auto ct = compute_type(kt);
+  const at::Tensor w = weight.to(ct).contiguous();
+  at::Tensor b;
+  if (bias.has_value() && bias->defined()) b = bias->to(ct).contiguous();
+  at::Tensor y = at::empty(depthwise_output_shape(p), x.options().memory_format(mf));
+  const DwView xv = view_of(x), yv = view_of(y);
+  const DwPlan plan = plan_for(p, kt, DwOp::forward, xv);
+  const void* bp = b.defined() ? b.const_data_ptr() : nullptr;
+  at::parallel_for(0, plan.items(), 1, [&](int64_t begin, int64_t end) {
+    LEANCONV_CPU_DISPATCH(depthwise_forward, p, plan, dw_type(kt), xv, w.const_data_ptr(), bp, yv,
+                          begin, end);
+  });
+  return kt == input.scalar_type() ? y : y.to(input.scalar_type());
 }
 
 at::Tensor depthwise_conv_backward_input_cpu(const at::Tensor& grad_output,
@@ -92,35 +119,17 @@ at::Tensor depthwise_conv_backward_input_cpu(const at::Tensor& grad_output,
   const auto opts = grad_output.options().memory_format(mf);
   if (p.batch * p.channels * p.in_plane() == 0) return at::empty(input_size, opts);
   if (p.out_plane() == 0) return at::zeros(input_size, opts);
-  const auto ct = compute_type(grad_output.scalar_type());
-  const at::Tensor gy = planar(grad_output, ct);
-  at::Tensor gx;
-  const bool unit_stride = p.stride[0] == 1 && p.stride[1] == 1 && p.stride[2] == 1;
-  if (unit_stride) {
-    // With stride 1, grad_input is a forward convolution of grad_output with
-    // the flipped kernel and padding (k-1)*dilation - pad (negative = crop).
-    DepthwiseParams q = p;
-    for (int a = 0; a < 3; ++a) {
-      q.in[a] = p.out[a];
-      q.out[a] = p.in[a];
-      q.pad[a] = (p.kernel[a] - 1) * p.dilation[a] - p.pad[a];
-    }
-    std::vector<int64_t> flip_dims;
-    for (int64_t d = 2; d < weight.dim(); ++d) flip_dims.push_back(d);
-    gx = forward_planar(q, gy, planar(weight, ct).flip(flip_dims).contiguous(), std::nullopt);
-  } else {
-    gx = at::empty(input_size, gy.options());
-    const at::Tensor w = planar(weight, ct);
-    AT_DISPATCH_FLOATING_TYPES(ct, "leanconv::depthwise_conv_backward_input (cpu)", [&] {
-      const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
-      const scalar_t* wp = w.const_data_ptr<scalar_t>();
-      scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
-      at::parallel_for(0, p.batch * p.channels, 1, [&](int64_t begin, int64_t end) {
-        LEANCONV_CPU_DISPATCH(depthwise_backward_input_planar_scatter, p, gyp, wp, gxp, begin, end);
-      });
-    });
-  }
-  return finish(gx, grad_output.scalar_type(), mf);
+  const at::Tensor gy = kernel_input(grad_output);
+  const auto kt = gy.scalar_type();
+  const at::Tensor w = weight.to(compute_type(kt)).contiguous();
+  at::Tensor gx = at::empty(input_size, gy.options().memory_format(mf));
+  const DwView gyv = view_of(gy), gxv = view_of(gx);
+  const DwPlan plan = plan_for(p, kt, DwOp::backward_input, gyv);
+  at::parallel_for(0, plan.items(), 1, [&](int64_t begin, int64_t end) {
+    LEANCONV_CPU_DISPATCH(depthwise_backward_input, p, plan, dw_type(kt), gyv, w.const_data_ptr(),
+                          gxv, begin, end);
+  });
+  return kt == grad_output.scalar_type() ? gx : gx.to(grad_output.scalar_type());
 }
 
 at::Tensor depthwise_conv_backward_weight_cpu(const at::Tensor& grad_output,
@@ -135,25 +144,22 @@ at::Tensor depthwise_conv_backward_weight_cpu(const at::Tensor& grad_output,
               grad_output.scalar_type());
   const DepthwiseParams p = depthwise_backward_params(grad_output, input.sizes(), kernel_size,
                                                       stride, padding, dilation);
-  std::vector<int64_t> wshape = depthwise_weight_shape(p);
-  const auto ct = compute_type(grad_output.scalar_type());
-  if (p.batch * p.channels * p.out_plane() == 0)
-    return at::zeros(wshape, grad_output.options());
-  const at::Tensor x = planar(input, ct);
-  const at::Tensor gy = planar(grad_output, ct);
+  const std::vector<int64_t> wshape = depthwise_weight_shape(p);
+  if (p.batch * p.channels * p.out_plane() == 0) return at::zeros(wshape, grad_output.options());
+  const at::Tensor x = kernel_input(input), gy = kernel_input(grad_output);
+  const auto kt = x.scalar_type();
   // One partial sum per thread, added up at the end (deterministic for a
   // given thread count).
   const int64_t threads = at::get_num_threads();
-  at::Tensor partial = at::zeros({threads, p.channels * p.kernel_volume()}, x.options());
-  AT_DISPATCH_FLOATING_TYPES(ct, "leanconv::depthwise_conv_backward_weight (cpu)", [&] {
-    const scalar_t* xp = x.const_data_ptr<scalar_t>();
-    const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
-    scalar_t* pp = partial.mutable_data_ptr<scalar_t>();
-    const int64_t stride_t = p.channels * p.kernel_volume();
-    at::parallel_for(0, p.batch * p.channels, 1, [&](int64_t begin, int64_t end) {
-      scalar_t* mine = pp + at::get_thread_num() * stride_t;
-      LEANCONV_CPU_DISPATCH(depthwise_backward_weight_planar, p, xp, gyp, mine, begin, end);
-    });
+  const int64_t per_thread = p.channels * p.kernel_volume();
+  at::Tensor partial = at::zeros({threads, per_thread}, x.options().dtype(compute_type(kt)));
+  const DwView xv = view_of(x), gyv = view_of(gy);
+  const DwPlan plan = plan_for(p, kt, DwOp::backward_weight, xv);
+  char* base = static_cast<char*>(partial.mutable_data_ptr());
+  const int64_t bytes_per_thread = per_thread * partial.element_size();
+  at::parallel_for(0, plan.items(), 1, [&](int64_t begin, int64_t end) {
+    void* mine = base + at::get_thread_num() * bytes_per_thread;
+    LEANCONV_CPU_DISPATCH(depthwise_backward_weight, p, plan, dw_type(kt), xv, gyv, mine, begin, end);
   });
   return partial.sum(0).view(wshape).to(grad_output.scalar_type());
 }

@@ -1,14 +1,28 @@
 // CPU depthwise convolution kernels.  Compiled once per ISA variant into
 // namespace leanconv::cpu::<LEANCONV_ISA> (see CMakeLists.txt).
 //
-// Every plane is first copied into a zero-padded scratch buffer whose origin
-// is the first input position any window reads, so the inner loops carry no
-// boundary tests.  The copy costs O(H*W) against O(H*W*k^2) arithmetic.
+// Every op is a "job": a forward-shaped convolution of a source tensor into a
+// destination tensor, one channel block (a vector of L channels) at a time.
+//   forward         source x,  kernel w,          tile position q = i + pad
+//   grad_input      source gy, kernel w flipped,  q = o*stride + (k-1)*dil - pad,
+//                   then a stride-1 convolution (zeros between the strided rows)
+//   grad_weight     correlates the x tile with the gy rows.
+// The source of one (image, band, group of blocks) is packed into zero-padded
+// tiles (D, H, W, L), one per block; the micro-kernels then keep a block of
+// outputs (or of weight gradients) and a block of kernel taps in vector
+// registers and slide along W, so each loaded input vector feeds several FMAs.
+// Small kernels on channels_last tensors run straight from the input
+// (run_direct_job): there the traffic to memory, not the arithmetic, decides.
+// grad_input with stride > 1 also multiplies the zeros between the strided
+// rows (the product of the strides times the arithmetic): simple, vectorized.
 #include "cpu/depthwise_kernel.h"
 
 #include <algorithm>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
+#include "cpu/depthwise_tile.h"
 #include "cpu/simd.h"
 
 namespace leanconv::cpu::LEANCONV_ISA {
@@ -16,323 +30,684 @@ namespace leanconv::cpu::LEANCONV_ISA {
 namespace {
 
 using simd::loadu;
-using simd::round_up;
-using simd::splat;
 using simd::storeu;
 using simd::vec_t;
 
-// Padded view of one input plane: positions [0, ext) per axis, where position
-// i of axis a holds input index i - pad[a] (zero outside the input).
-struct PaddedPlane {
-  int64_t ext[3];   // D, H, W extents read by the windows
-  int64_t row;      // allocated row length (>= ext[2] + slack for vector over-reads)
-  int64_t plane() const { return ext[0] * ext[1] * row; }
+// Lambdas of the unrolled loops must be inlined, or the accumulator arrays
+// they touch live in memory instead of registers.
+#define LC_INLINE __attribute__((always_inline))
+
+// f(integral_constant<int, 0>) ... f(integral_constant<int, N-1>), unrolled.
+template <int N, typename F>
+[[gnu::always_inline]] inline void static_for(F&& f) {
+  [&]<int... I>(std::integer_sequence<int, I...>) LC_INLINE {
+    (f(std::integral_constant<int, I>{}), ...);
+  }(std::make_integer_sequence<int, N>{});
+}
+
+// Register blocking.  Forward: P outputs x KB taps (P + KB + 1 vector
+// registers); grad_weight: GP outputs x GKB taps.  P and GKB chains of
+// dependent FMAs hide the FMA latency.
+// (LEANCONV_TEST_BIG_BLOCKS: the AVX-512 block sizes at any width, so that a
+// machine without AVX-512 can test them in a "generic" build.)
+#ifdef LEANCONV_TEST_BIG_BLOCKS
+constexpr bool kBigRegs = true;
+#else
+constexpr bool kBigRegs = simd::kVecRegs >= 32;
+#endif
+constexpr int kFwdP = kBigRegs ? 16 : 8;
+constexpr int kFwdKB = kBigRegs ? 12 : 6;
+constexpr int kFwdGenericP = kBigRegs ? 24 : 12;
+constexpr int kGwP = kBigRegs ? 8 : 4;
+constexpr int kGwKB = kBigRegs ? 20 : 10;
+constexpr int kMaxP = kFwdGenericP > kFwdP ? kFwdGenericP : kFwdP;
+
+// ---------------------------------------------------------------- geometry
+
+// A forward-shaped convolution: out[o] = sum_k wt[k] * tile[o*s + k*d] along
+// each axis, where source index i sits at tile position i*up + off.
+struct Job {
+  int64_t src[3], up[3], off[3];
+  int64_t out[3], k[3], s[3], d[3];
+  bool flip = false;
 };
 
-PaddedPlane padded_geometry(const DepthwiseParams& p, int64_t slack) {
-  PaddedPlane g;
-  for (int a = 0; a < 3; ++a) g.ext[a] = (p.out[a] - 1) * p.stride[a] + (p.kernel[a] - 1) * p.dilation[a] + 1;
-  g.row = round_up(g.ext[2] + slack, 16);
-  return g;
+Job forward_job(const DepthwiseParams& p) {
+  Job j;
+  for (int a = 0; a < 3; ++a) {
+    j.src[a] = p.in[a];
+    j.up[a] = 1;
+    j.off[a] = p.pad[a];
+    j.out[a] = p.out[a];
+    j.k[a] = p.kernel[a];
+    j.s[a] = p.stride[a];
+    j.d[a] = p.dilation[a];
+  }
+  return j;
 }
 
-template <typename T>
-void copy_padded(const DepthwiseParams& p, const PaddedPlane& g, const T* src, T* dst) {
-  const int64_t H = p.in[1], W = p.in[2], D = p.in[0];
-  for (int64_t z = 0; z < g.ext[0]; ++z) {
-    const int64_t sz = z - p.pad[0];
-    for (int64_t yy = 0; yy < g.ext[1]; ++yy) {
-      T* drow = dst + (z * g.ext[1] + yy) * g.row;
-      const int64_t sy = yy - p.pad[1];
-      if (sz < 0 || sz >= D || sy < 0 || sy >= H) {
-        std::fill(drow, drow + g.row, T(0));
+Job backward_input_job(const DepthwiseParams& p) {
+  Job j;
+  for (int a = 0; a < 3; ++a) {
+    j.src[a] = p.out[a];
+    j.up[a] = p.stride[a];
+    j.off[a] = (p.kernel[a] - 1) * p.dilation[a] - p.pad[a];
+    j.out[a] = p.in[a];
+    j.k[a] = p.kernel[a];
+    j.s[a] = 1;
+    j.d[a] = p.dilation[a];
+  }
+  j.flip = true;
+  return j;
+}
+
+int band_axis(const DepthwiseParams& p) { return p.spatial_dims == 3 ? 0 : 1; }
+
+// Tile extents for a band of `rows` output rows along the band axis.
+struct TileShape {
+  int64_t n[3];  // D, H, W positions held (W padded for over-reads)
+  int64_t size() const { return n[0] * n[1] * n[2]; }
+};
+
+TileShape tile_shape(const Job& j, int ab, int64_t rows) {
+  TileShape t;
+  for (int a = 0; a < 2; ++a) {
+    const int64_t o = a == ab ? rows : j.out[a];
+    t.n[a] = (o - 1) * j.s[a] + (j.k[a] - 1) * j.d[a] + 1;
+  }
+  // Blocks of outputs run past the last output (up to P-1 more): keep zeros there.
+  const int64_t OW = j.out[2], s = j.s[2], d = j.d[2], k = j.k[2];
+  t.n[2] = s == 1 ? OW + (std::max(kFwdP, kGwP) + k - 2) * d
+                  : (OW + kFwdGenericP - 1) * s + (k - 1) * d + 1;
+  return t;
+}
+
+inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// Packs the source rows of (image n, channel group at c0) into the G tiles
+// (tile g at tiles + g*ts.size()*L) whose first position along the D and H
+// axes is q0[0], q0[1].
+template <typename S, typename T>
+void pack_tiles(const Job& j, const DwView& v, int64_t n, int64_t c0, Group grp, const int64_t q0[2],
+                const TileShape& band, int64_t tile_elems, T* tiles) {
+  constexpr int L = kLanes<T>;
+  const S* base = static_cast<const S*>(v.data) + n * v.stride[0] + c0 * v.stride[1];
+  const int64_t rowlen = band.n[2] * L;
+  // Positions past the last one any real output reads stay zero (not source
+  // data): the padded blocks of outputs read them, and 0 * inf would be NaN.
+  const int64_t ext = (j.out[2] - 1) * j.s[2] + (j.k[2] - 1) * j.d[2] + 1;
+  for (int64_t z = 0; z < band.n[0]; ++z) {
+    const int64_t tz = q0[0] + z - j.off[0];
+    const int64_t iz = floor_div(tz, j.up[0]);
+    const bool zok = tz == iz * j.up[0] && iz >= 0 && iz < j.src[0];
+    for (int64_t y = 0; y < band.n[1]; ++y) {
+      T* drow = tiles + (z * band.n[1] + y) * rowlen;
+      const int64_t ty = q0[1] + y - j.off[1];
+      const int64_t iy = floor_div(ty, j.up[1]);
+      if (!zok || ty != iy * j.up[1] || iy < 0 || iy >= j.src[1]) {
+        for (int g = 0; g < grp.G; ++g) std::fill(drow + g * tile_elems, drow + g * tile_elems + rowlen, T(0));
         continue;
       }
-      const T* srow = src + (sz * H + sy) * W;
-      // dst x in [x0, x1) maps to src x - pad in [0, W)
-      const int64_t x0 = std::clamp<int64_t>(p.pad[2], 0, g.row);
-      const int64_t x1 = std::clamp<int64_t>(p.pad[2] + W, 0, g.row);
-      std::fill(drow, drow + x0, T(0));
-      if (x1 > x0) std::memcpy(drow + x0, srow + (x0 - p.pad[2]), (x1 - x0) * sizeof(T));
-      std::fill(drow + std::max(x0, x1), drow + g.row, T(0));
+      pack_row<S>(base + iz * v.stride[2] + iy * v.stride[3], v.stride[1], v.stride[4], grp,
+                  j.src[2], drow, tile_elems, ext, j.up[2], j.off[2]);
+      for (int g = 0; g < grp.G; ++g) std::fill(drow + g * tile_elems + ext * L, drow + g * tile_elems + rowlen, T(0));
     }
   }
 }
 
-// Forward over one padded plane, stride 1 along W: each block of NV vectors of
-// one output row accumulates in registers; with R > 1 (stride 1 and dilation 1
-// along H) R output rows share every input-row load.
-template <typename T, int NV, int R>
-void forward_rows_vec(const DepthwiseParams& p, const PaddedPlane& g, const T* buf, const T* wc,
-                      T bval, T* yp, int64_t od, int64_t oy0) {
-  constexpr int L = simd::Vec<T>::lanes;
-  using V = vec_t<T>;
-  const int64_t KD = p.kernel[0], KH = p.kernel[1], KW = p.kernel[2];
-  const int64_t OW = p.out[2], OH = p.out[1];
-  const int64_t dx = p.dilation[2];
-  for (int64_t x0 = 0; x0 < OW; x0 += NV * L) {
-    V acc[R][NV];
-    for (int j = 0; j < R; ++j)
-      for (int v = 0; v < NV; ++v) acc[j][v] = splat<T>(bval);
-    for (int64_t kd = 0; kd < KD; ++kd) {
-      const T* pz = buf + (od * p.stride[0] + kd * p.dilation[0]) * g.ext[1] * g.row;
-      const T* wz = wc + kd * KH * KW;
-      if constexpr (R == 1) {
-        for (int64_t ky = 0; ky < KH; ++ky) {
-          const T* row = pz + (oy0 * p.stride[1] + ky * p.dilation[1]) * g.row + x0;
-          const T* wr = wz + ky * KW;
-          for (int64_t kx = 0; kx < KW; ++kx) {
-            const T wv = wr[kx];
-            for (int v = 0; v < NV; ++v) acc[0][v] += loadu(row + kx * dx + v * L) * wv;
-          }
-        }
-      } else {
-        // stride 1, dilation 1 along H: input row oy0 + r feeds output row
-        // oy0 + j through kernel row r - j.
-        for (int64_t r = 0; r < KH + R - 1; ++r) {
-          const T* row = pz + (oy0 + r) * g.row + x0;
-          for (int64_t kx = 0; kx < KW; ++kx) {
-            V in[NV];
-            for (int v = 0; v < NV; ++v) in[v] = loadu(row + kx * dx + v * L);
-#pragma GCC unroll 8
-            for (int j = 0; j < R; ++j) {
-              const int64_t ky = r - j;
-              if (ky >= 0 && ky < KH) {
-                const T wv = wz[ky * KW + kx];
-                for (int v = 0; v < NV; ++v) acc[j][v] += in[v] * wv;
-              }
-            }
-          }
-        }
-      }
-    }
-    for (int j = 0; j < R; ++j) {
-      T* yrow = yp + (od * OH + oy0 + j) * OW + x0;
-      for (int v = 0; v < NV; ++v) {
-        const int64_t rem = OW - x0 - v * L;
-        if (rem >= L) storeu(yrow + v * L, acc[j][v]);
-        else if (rem > 0) simd::store_partial(yrow + v * L, acc[j][v], static_cast<int>(rem));
-      }
-    }
+// Weights of channels c0 .. c0+L-1 as (kD, kH, kW, L), flipped in every axis if asked.
+template <typename T>
+void pack_weights(const Job& j, int64_t C, const T* w, int64_t c0, T* wt) {
+  constexpr int L = kLanes<T>;
+  const int64_t KV = j.k[0] * j.k[1] * j.k[2];
+  for (int64_t t = 0; t < KV; ++t) {
+    const int64_t src_tap = j.flip ? KV - 1 - t : t;  // flipping all axes reverses the taps
+    for (int l = 0; l < L; ++l)
+      wt[t * L + l] = c0 + l < C ? w[(c0 + l) * KV + src_tap] : T(0);
   }
 }
 
-template <typename T, int NV, int R>
-void forward_plane_vec(const DepthwiseParams& p, const PaddedPlane& g, const T* buf, const T* wc,
-                       T bval, T* yp) {
-  const int64_t OH = p.out[1];
-  const bool share_rows = p.stride[1] == 1 && p.dilation[1] == 1;
-  for (int64_t od = 0; od < p.out[0]; ++od) {
-    int64_t oy = 0;
-    if (share_rows)
-      for (; oy + R <= OH; oy += R) forward_rows_vec<T, NV, R>(p, g, buf, wc, bval, yp, od, oy);
-    for (; oy < OH; ++oy) forward_rows_vec<T, NV, 1>(p, g, buf, wc, bval, yp, od, oy);
-  }
+// ---------------------------------------------------------------- forward micro-kernels
+
+// acc[j] += sum_k in[(j + k)*step] * w[k] for j < P, k < KB: each input vector
+// is loaded once and feeds up to KB accumulators.
+template <typename T, int P, int KB>
+[[gnu::always_inline]] inline void fwd_slide(const T* in, int64_t step, const T* w,
+                                             vec_t<T> (&acc)[P]) {
+  constexpr int L = kLanes<T>;
+  vec_t<T> wv[KB];
+  static_for<KB>([&](auto k) LC_INLINE { wv[k] = loadu(w + k * L); });
+  static_for<P + KB - 1>([&](auto i) LC_INLINE {
+    const vec_t<T> v = loadu(in + i * step);
+    static_for<KB>([&](auto k) LC_INLINE {
+      constexpr int jj = decltype(i)::value - decltype(k)::value;
+      if constexpr (jj >= 0 && jj < P) acc[jj] += v * wv[k];
+    });
+  });
 }
 
-// Any stride: plain loops over the padded plane.
-template <typename T>
-void forward_plane_scalar(const DepthwiseParams& p, const PaddedPlane& g, const T* buf,
-                          const T* wc, T bval, T* yp) {
-  const int64_t KD = p.kernel[0], KH = p.kernel[1], KW = p.kernel[2];
-  for (int64_t od = 0; od < p.out[0]; ++od)
-    for (int64_t oy = 0; oy < p.out[1]; ++oy)
-      for (int64_t ox = 0; ox < p.out[2]; ++ox) {
-        T s = bval;
-        for (int64_t kd = 0; kd < KD; ++kd)
-          for (int64_t ky = 0; ky < KH; ++ky) {
-            const T* row = buf + ((od * p.stride[0] + kd * p.dilation[0]) * g.ext[1] +
-                                  oy * p.stride[1] + ky * p.dilation[1]) * g.row +
-                           ox * p.stride[2];
-            const T* wr = wc + (kd * KH + ky) * KW;
-            for (int64_t kx = 0; kx < KW; ++kx) s += wr[kx] * row[kx * p.dilation[2]];
-          }
-        yp[(od * p.out[1] + oy) * p.out[2] + ox] = s;
-      }
+// Calls fn(integral_constant<int, KW mod KB>).
+template <typename F>
+[[gnu::always_inline]] inline void with_fwd_rem(int64_t KW, F&& fn) {
+  const int rem = static_cast<int>(KW % kFwdKB);
+  static_for<kFwdKB>([&](auto r) LC_INLINE {
+    if (rem == r) fn(r);
+  });
 }
 
-template <typename T>
-using PlaneFn = void (*)(const DepthwiseParams&, const PaddedPlane&, const T*, const T*, T, T*);
-
-// Row-sharing factor R and vector count NV: R*NV accumulators plus NV loaded
-// vectors must fit the register file.
-template <typename T>
-PlaneFn<T> pick_forward(const DepthwiseParams& p, int& nv_out) {
-  constexpr int L = simd::Vec<T>::lanes;
-  const int64_t ow = p.out[2];
-  if (p.stride[2] != 1) {
-    nv_out = 0;
-    return &forward_plane_scalar<T>;
-  }
-  constexpr bool big = simd::kVecRegs >= 32;
-  if (ow > 2 * L) {
-    nv_out = 4;
-    return big ? &forward_plane_vec<T, 4, 4> : &forward_plane_vec<T, 4, 2>;
-  }
-  if (ow > L) {
-    nv_out = 2;
-    return big ? &forward_plane_vec<T, 2, 8> : &forward_plane_vec<T, 2, 4>;
-  }
-  nv_out = 1;
-  return big ? &forward_plane_vec<T, 1, 8> : &forward_plane_vec<T, 1, 6>;
+// All KW taps of one kernel row for P outputs: blocks of KB taps, then the
+// REM = KW mod KB left.
+template <typename T, int P, int REM>
+[[gnu::always_inline]] inline void fwd_row_taps(const T* in, const T* w, int64_t KW, int64_t step,
+                                                vec_t<T> (&acc)[P]) {
+  constexpr int L = kLanes<T>;
+  constexpr int KB = kFwdKB;
+  const int64_t full = KW - REM;
+  for (int64_t k0 = 0; k0 < full; k0 += KB) fwd_slide<T, P, KB>(in + k0 * step, step, w + k0 * L, acc);
+  if constexpr (REM > 0) fwd_slide<T, P, REM>(in + full * step, step, w + full * L, acc);
 }
 
-template <typename T>
-void forward_planar(const DepthwiseParams& p, const T* x, const T* w, const T* bias, T* y,
-                    int64_t begin, int64_t end) {
-  constexpr int L = simd::Vec<T>::lanes;
-  int nv = 0;
-  const PlaneFn<T> fn = pick_forward<T>(p, nv);
-  // Slack: a vector block may read NV*L past the last output column.
-  const PaddedPlane g = padded_geometry(p, 4 * L);
-  std::vector<T> buf(g.plane());
-  const int64_t C = p.channels, KV = p.kernel_volume();
-  for (int64_t plane = begin; plane < end; ++plane) {
-    const int64_t c = plane % C;
-    copy_padded(p, g, x + plane * p.in_plane(), buf.data());
-    fn(p, g, buf.data(), w + c * KV, bias ? bias[c] : T(0), y + plane * p.out_plane());
-  }
-}
-
-template <typename T>
-void backward_input_scatter(const DepthwiseParams& p, const T* gy, const T* w, T* gx,
-                            int64_t begin, int64_t end) {
-  const PaddedPlane g = padded_geometry(p, 0);
-  std::vector<T> buf(g.plane());
-  const int64_t C = p.channels, KD = p.kernel[0], KH = p.kernel[1], KW = p.kernel[2];
-  const int64_t D = p.in[0], H = p.in[1], W = p.in[2];
-  for (int64_t plane = begin; plane < end; ++plane) {
-    const T* wc = w + (plane % C) * p.kernel_volume();
-    const T* gp = gy + plane * p.out_plane();
-    std::fill(buf.begin(), buf.end(), T(0));
-    for (int64_t od = 0; od < p.out[0]; ++od)
-      for (int64_t oy = 0; oy < p.out[1]; ++oy)
-        for (int64_t ox = 0; ox < p.out[2]; ++ox) {
-          const T gv = gp[(od * p.out[1] + oy) * p.out[2] + ox];
-          for (int64_t kd = 0; kd < KD; ++kd)
-            for (int64_t ky = 0; ky < KH; ++ky) {
-              T* row = buf.data() + ((od * p.stride[0] + kd * p.dilation[0]) * g.ext[1] +
-                                     oy * p.stride[1] + ky * p.dilation[1]) * g.row +
-                       ox * p.stride[2];
-              const T* wr = wc + (kd * KH + ky) * KW;
-              for (int64_t kx = 0; kx < KW; ++kx) row[kx * p.dilation[2]] += gv * wr[kx];
-            }
-        }
-    // Crop the padded gradient back to the input; inputs no window reads get 0.
-    T* dst = gx + plane * p.in_plane();
-    for (int64_t z = 0; z < D; ++z)
-      for (int64_t yy = 0; yy < H; ++yy)
-        for (int64_t xx = 0; xx < W; ++xx) {
-          const int64_t bz = z + p.pad[0], by = yy + p.pad[1], bx = xx + p.pad[2];
-          const bool inside = bz < g.ext[0] && by < g.ext[1] && bx < g.ext[2];
-          dst[(z * H + yy) * W + xx] = inside ? buf[(bz * g.ext[1] + by) * g.row + bx] : T(0);
-        }
-  }
-}
-
-// grad_weight over one padded plane, stride 1 along W: for each kernel row a
-// block of KB taps accumulates vector partial sums over the whole plane.
-template <typename T, int KB>
-void backward_weight_plane_vec(const DepthwiseParams& p, const PaddedPlane& g, const T* buf,
-                               const T* gpad, int64_t grow, T* gw) {
-  constexpr int L = simd::Vec<T>::lanes;
-  using V = vec_t<T>;
-  const int64_t KD = p.kernel[0], KH = p.kernel[1], KW = p.kernel[2];
-  const int64_t dx = p.dilation[2];
-  for (int64_t kd = 0; kd < KD; ++kd)
-    for (int64_t ky = 0; ky < KH; ++ky)
-      for (int64_t kx0 = 0; kx0 < KW; kx0 += KB) {
-        const int kb = static_cast<int>(std::min<int64_t>(KB, KW - kx0));
-        V acc[KB];
-        for (int k = 0; k < KB; ++k) acc[k] = V{};
-        for (int64_t od = 0; od < p.out[0]; ++od) {
-          const T* pz = buf + (od * p.stride[0] + kd * p.dilation[0]) * g.ext[1] * g.row;
-          for (int64_t oy = 0; oy < p.out[1]; ++oy) {
-            const T* in = pz + (oy * p.stride[1] + ky * p.dilation[1]) * g.row + kx0 * dx;
-            const T* gr = gpad + (od * p.out[1] + oy) * grow;
-            for (int64_t x0 = 0; x0 < grow; x0 += L) {
-              const V gv = loadu(gr + x0);
-#pragma GCC unroll 16
-              for (int k = 0; k < KB; ++k)
-                if (k < kb) acc[k] += gv * loadu(in + x0 + k * dx);
-            }
-          }
-        }
-        T* out = gw + (kd * KH + ky) * KW + kx0;
-        for (int k = 0; k < kb; ++k) out[k] += simd::hsum<T>(acc[k]);
-      }
-}
-
-template <typename T>
-void backward_weight_plane_scalar(const DepthwiseParams& p, const PaddedPlane& g, const T* buf,
-                                  const T* gp, T* gw) {
-  const int64_t KD = p.kernel[0], KH = p.kernel[1], KW = p.kernel[2];
-  for (int64_t kd = 0; kd < KD; ++kd)
-    for (int64_t ky = 0; ky < KH; ++ky)
-      for (int64_t kx = 0; kx < KW; ++kx) {
-        T s = 0;
-        for (int64_t od = 0; od < p.out[0]; ++od)
-          for (int64_t oy = 0; oy < p.out[1]; ++oy) {
-            const T* row = buf + ((od * p.stride[0] + kd * p.dilation[0]) * g.ext[1] +
-                                  oy * p.stride[1] + ky * p.dilation[1]) * g.row +
-                           kx * p.dilation[2];
-            const T* gr = gp + (od * p.out[1] + oy) * p.out[2];
-            for (int64_t ox = 0; ox < p.out[2]; ++ox) s += gr[ox] * row[ox * p.stride[2]];
-          }
-        gw[(kd * KH + ky) * KW + kx] += s;
-      }
-}
-
-template <typename T>
-void backward_weight_planar(const DepthwiseParams& p, const T* x, const T* gy, T* gw_partial,
-                            int64_t begin, int64_t end) {
-  constexpr int L = simd::Vec<T>::lanes;
-  const bool vec = p.stride[2] == 1;
-  // Gradient rows are copied to length grow (a multiple of L, zero-filled) so
-  // vector loads past the last column read zeros; the padded input must then
-  // hold grow + (kW-1)*dilation columns.
-  const int64_t grow = round_up(p.out[2], L);
-  const PaddedPlane g = padded_geometry(p, grow - p.out[2] + L);
-  std::vector<T> buf(g.plane());
-  std::vector<T> gpad(vec ? p.out[0] * p.out[1] * grow : 0);
-  const int64_t C = p.channels, KV = p.kernel_volume();
-  for (int64_t plane = begin; plane < end; ++plane) {
-    const int64_t c = plane % C;
-    copy_padded(p, g, x + plane * p.in_plane(), buf.data());
-    const T* gp = gy + plane * p.out_plane();
-    T* gw = gw_partial + c * KV;
-    if (vec) {
-      const int64_t rows = p.out[0] * p.out[1];
-      for (int64_t r = 0; r < rows; ++r) {
-        std::memcpy(gpad.data() + r * grow, gp + r * p.out[2], p.out[2] * sizeof(T));
-        std::fill(gpad.data() + r * grow + p.out[2], gpad.data() + (r + 1) * grow, T(0));
-      }
-      constexpr int KB = simd::kVecRegs >= 32 ? 16 : 8;
-      backward_weight_plane_vec<T, KB>(p, g, buf.data(), gpad.data(), grow, gw);
+// One block of P outputs of one output row, stride 1 along W.  rows[t] (+
+// in_off) is where kernel row t's first tap of the block's first output
+// reads, wrows[t] (+ w_off) that row's KW weight vectors; consecutive taps and
+// outputs are `step` elements apart in the input; output j goes to out +
+// j*out_step.  REM >= 0 is KW mod KB, fixed for the whole block (tall kernels
+// such as 51x5 have many short rows); REM < 0 picks it row by row (measured
+// faster for the small kernels of the direct path).
+template <typename T, int P, int REM>
+[[gnu::always_inline]] inline void fwd_block_slide(const T* const* rows, const T* const* wrows,
+                                                   int64_t nrows, int64_t in_off, int64_t w_off,
+                                                   int64_t KW, int64_t step, vec_t<T> bias, T* out,
+                                                   int64_t out_step) {
+  vec_t<T> acc[P];
+  static_for<P>([&](auto jj) LC_INLINE { acc[jj] = bias; });
+  for (int64_t t = 0; t < nrows; ++t) {
+    const T* in = rows[t] + in_off;
+    const T* w = wrows[t] + w_off;
+    if constexpr (REM >= 0) {
+      fwd_row_taps<T, P, REM>(in, w, KW, step, acc);
     } else {
-      backward_weight_plane_scalar<T>(p, g, buf.data(), gp, gw);
+      constexpr int L = kLanes<T>;
+      constexpr int KB = kFwdKB;
+      const int64_t full = KW / KB * KB;
+      const int rem = static_cast<int>(KW - full);
+      for (int64_t k0 = 0; k0 < full; k0 += KB) fwd_slide<T, P, KB>(in + k0 * step, step, w + k0 * L, acc);
+      static_for<KB>([&](auto r) LC_INLINE {
+        if constexpr (decltype(r)::value > 0)
+          if (rem == r) fwd_slide<T, P, decltype(r)::value>(in + full * step, step, w + full * L, acc);
+      });
     }
   }
+  static_for<P>([&](auto jj) LC_INLINE { storeu(out + jj * out_step, acc[jj]); });
+}
+
+// Any stride: P outputs `ostep` input elements apart, taps `kstep` apart, one
+// weight vector at a time.
+template <typename T, int P>
+[[gnu::always_inline]] inline void fwd_block_generic(const T* const* rows, const T* const* wrows,
+                                                     int64_t nrows, int64_t in_off, int64_t KW,
+                                                     int64_t ostep, int64_t kstep, vec_t<T> bias,
+                                                     T* out, int64_t out_step) {
+  constexpr int L = kLanes<T>;
+  vec_t<T> acc[P];
+  static_for<P>([&](auto jj) LC_INLINE { acc[jj] = bias; });
+  for (int64_t t = 0; t < nrows; ++t) {
+    const T* in = rows[t] + in_off;
+    const T* w = wrows[t];
+    for (int64_t kx = 0; kx < KW; ++kx) {
+      const vec_t<T> wv = loadu(w + kx * L);
+      const T* b = in + kx * kstep;
+      static_for<P>([&](auto jj) LC_INLINE { acc[jj] += loadu(b + jj * ostep) * wv; });
+    }
+  }
+  static_for<P>([&](auto jj) LC_INLINE { storeu(out + jj * out_step, acc[jj]); });
+}
+
+// One output row from tile rows into `out` (>= (OW + kMaxP*d) * L values).
+template <typename T>
+void fwd_row(const Job& j, const T* const* rows, const T* const* wrows, int64_t nrows,
+             vec_t<T> bias, T* out) {
+  constexpr int L = kLanes<T>;
+  const int64_t OW = j.out[2], KW = j.k[2], s = j.s[2], d = j.d[2];
+  if (s == 1) {
+    constexpr int P = kFwdP;
+    for (int64_t r = 0; r < std::min(d, OW); ++r) {
+      const int64_t nr = (OW - r + d - 1) / d;  // outputs r, r+d, ... < OW
+      for (int64_t b = 0; b < nr; b += P) {
+        const int64_t x0 = r + b * d;
+        with_fwd_rem(KW, [&](auto rem) LC_INLINE {
+          fwd_block_slide<T, P, decltype(rem)::value>(rows, wrows, nrows, x0 * L, 0, KW, d * L, bias,
+                                                      out + x0 * L, d * L);
+        });
+      }
+    }
+  } else {
+    constexpr int P = kFwdGenericP;
+    for (int64_t x0 = 0; x0 < OW; x0 += P)
+      fwd_block_generic<T, P>(rows, wrows, nrows, x0 * s * L, KW, s * L, d * L, bias, out + x0 * L, L);
+  }
+}
+
+// One output row of G channel blocks straight from a channels-innermost
+// source into a channels-innermost destination (stride and dilation 1 along
+// W, no copies): rows[t] point at input x = 0 of the kernel rows inside the
+// input, block g's channels start g*L further, its weights at wrows[t] +
+// g*wg; ps/out_ps are the pixel strides.  Outputs whose window lies inside
+// the row use the sliding blocks (the last block may overlap the one before:
+// it rewrites the same values); the few near the ends test each tap.  All
+// blocks of a group run on the same pixels in turn, so the input window is
+// reused from the L1 cache and the output written pixel by pixel.
+template <typename T>
+void fwd_row_direct(const T* const* rows, const T* const* wrows, int64_t nrows, int64_t W,
+                    int64_t off, int64_t KW, int64_t OW, int64_t ps, int G, int64_t wg,
+                    const vec_t<T>* bias, T* out, int64_t out_ps) {
+  constexpr int L = kLanes<T>;
+  constexpr int P = kFwdP;
+  const int64_t xa = std::clamp<int64_t>(off, 0, OW);                  // first inside output
+  const int64_t xb = std::clamp<int64_t>(W - KW + 1 + off, xa, OW);    // one past the last
+  int64_t edge_from = xa;
+  if (xb - xa >= P) {
+    const int64_t line_elems = 64 / sizeof(T), px_lines = (G * L + line_elems - 1) / line_elems;
+    for (int64_t x0 = xa; x0 < xb; x0 += P) {
+      const int64_t x = std::min(x0, xb - P);
+      if (nrows > 0) {
+        // the newest kernel row is the one not yet cached: fetch the next block's pixels
+        const T* pf = rows[nrows - 1] + (x - off + KW + P) * ps;
+        for (int q = 0; q < P; ++q)
+          for (int64_t ln = 0; ln < px_lines; ++ln) __builtin_prefetch(pf + q * ps + ln * line_elems);
+      }
+      for (int g = 0; g < G; ++g)
+        fwd_block_slide<T, P, -1>(rows, wrows, nrows, (x - off) * ps + g * L, g * wg, KW, ps, bias[g],
+                                  out + x * out_ps + g * L, out_ps);
+    }
+    edge_from = xb;
+  }
+  auto edge = [&](int64_t x) {
+    const int64_t k0 = std::max<int64_t>(0, off - x), k1 = std::min<int64_t>(KW, W + off - x);
+    for (int g = 0; g < G; ++g) {
+      vec_t<T> acc = bias[g];
+      for (int64_t t = 0; t < nrows; ++t)
+        for (int64_t kx = k0; kx < k1; ++kx)
+          acc += loadu(rows[t] + (x + kx - off) * ps + g * L) * loadu(wrows[t] + g * wg + kx * L);
+      storeu(out + x * out_ps + g * L, acc);
+    }
+  };
+  for (int64_t x = 0; x < xa; ++x) edge(x);
+  for (int64_t x = edge_from; x < OW; ++x) edge(x);
+}
+
+// ---------------------------------------------------------------- grad_weight micro-kernels
+
+// acc[k] += sum_j g[j*gstep] * in[(j + k)*step] for j < P, k < KB.
+template <typename T, int P, int KB>
+[[gnu::always_inline]] inline void gw_slide(const T* g, const T* in, int64_t step,
+                                            vec_t<T> (&acc)[KB]) {
+  vec_t<T> gv[P];
+  static_for<P>([&](auto jj) LC_INLINE { gv[jj] = loadu(g + jj * step); });
+  static_for<P + KB - 1>([&](auto i) LC_INLINE {
+    const vec_t<T> v = loadu(in + i * step);
+    static_for<KB>([&](auto k) LC_INLINE {
+      constexpr int jj = decltype(i)::value - decltype(k)::value;
+      if constexpr (jj >= 0 && jj < P) acc[k] += v * gv[jj];
+    });
+  });
+}
+
+// Taps k0 .. k0+KB-1 of one kernel row, over one output row (stride 1 along W).
+template <typename T, int KB>
+[[gnu::always_inline]] inline void gw_taps_slide(const T* grow, const T* xrow, int64_t OW, int64_t d,
+                                                 int64_t k0, T* gw) {
+  constexpr int L = kLanes<T>;
+  constexpr int P = kGwP;
+  vec_t<T> acc[KB];
+  static_for<KB>([&](auto k) LC_INLINE { acc[k] = loadu(gw + k * L); });
+  const int64_t step = d * L;
+  for (int64_t r = 0; r < std::min(d, OW); ++r) {
+    const int64_t nr = (OW - r + d - 1) / d;
+    for (int64_t b = 0; b < nr; b += P) {
+      const int64_t x0 = r + b * d;
+      gw_slide<T, P, KB>(grow + x0 * L, xrow + (x0 + k0 * d) * L, step, acc);
+    }
+  }
+  static_for<KB>([&](auto k) LC_INLINE { storeu(gw + k * L, acc[k]); });
+}
+
+// Any stride: acc[k] += sum_x g[x] * in[x*s + (k0+k)*d].
+template <typename T, int KB>
+[[gnu::always_inline]] inline void gw_taps_generic(const T* grow, const T* xrow, int64_t OW,
+                                                   int64_t s, int64_t d, int64_t k0, T* gw) {
+  constexpr int L = kLanes<T>;
+  vec_t<T> acc[KB];
+  static_for<KB>([&](auto k) LC_INLINE { acc[k] = loadu(gw + k * L); });
+  const T* in = xrow + k0 * d * L;
+  for (int64_t x = 0; x < OW; ++x) {
+    const vec_t<T> g = loadu(grow + x * L);
+    static_for<KB>([&](auto k) LC_INLINE { acc[k] += loadu(in + (x * s + k * d) * L) * g; });
+  }
+  static_for<KB>([&](auto k) LC_INLINE { storeu(gw + k * L, acc[k]); });
+}
+
+// gw[kx] (kx < KW, one kernel row) += correlation of one gy row with one x row.
+template <typename T>
+void gw_row(const Job& j, const T* grow, const T* xrow, T* gw) {
+  constexpr int L = kLanes<T>;
+  constexpr int KB = kGwKB;
+  const int64_t OW = j.out[2], KW = j.k[2], s = j.s[2], d = j.d[2];
+  const int64_t full = KW / KB * KB;
+  const int rem = static_cast<int>(KW - full);
+  if (s == 1) {
+    for (int64_t k0 = 0; k0 < full; k0 += KB) gw_taps_slide<T, KB>(grow, xrow, OW, d, k0, gw + k0 * L);
+    static_for<KB>([&](auto r) LC_INLINE {
+      if constexpr (decltype(r)::value > 0)
+        if (rem == r) gw_taps_slide<T, decltype(r)::value>(grow, xrow, OW, d, full, gw + full * L);
+    });
+  } else {
+    for (int64_t k0 = 0; k0 < full; k0 += KB) gw_taps_generic<T, KB>(grow, xrow, OW, s, d, k0, gw + k0 * L);
+    static_for<KB>([&](auto r) LC_INLINE {
+      if constexpr (decltype(r)::value > 0)
+        if (rem == r) gw_taps_generic<T, decltype(r)::value>(grow, xrow, OW, s, d, full, gw + full * L);
+    });
+  }
+}
+
+// ---------------------------------------------------------------- items
+
+struct Item {
+  int64_t n, o0, o1;  // image, band [o0, o1) of output rows along the band axis
+  int64_t c0;         // first channel of the group
+  Group grp;
+};
+
+// Items run image by image, band by band, channel group by channel group.
+Item item_of(const DwPlan& plan, int64_t C, int64_t rows, int64_t it) {
+  Item r;
+  const int64_t groups = plan.groups();
+  r.c0 = it % groups * plan.group * plan.lanes;
+  const int64_t rest = it / groups;
+  const int64_t band = rest % plan.bands;
+  r.n = rest / plan.bands;
+  r.o0 = band * plan.band_len;
+  r.o1 = std::min<int64_t>(rows, r.o0 + plan.band_len);
+  const int64_t nch = std::min<int64_t>(plan.group * plan.lanes, C - r.c0);
+  r.grp.nch = static_cast<int>(nch);
+  r.grp.G = static_cast<int>((nch + plan.lanes - 1) / plan.lanes);
+  return r;
+}
+
+// Per-thread buffers and the band loop shared by the forward-shaped jobs and
+// grad_weight: runs fn(item, band shape, row offsets) for every item in
+// [begin, end) once its source band is packed into `tiles`; row offsets[t]
+// of output row (oz, oy) is computed by row_offsets.
+template <typename T>
+struct Tiles {
+  TileShape full;         // shape for a whole band
+  int64_t elems = 0;      // elements per tile
+  std::vector<T> data;    // G tiles
+  T* tile(int g) { return data.data() + g * elems; }
+};
+
+template <typename S, typename T, typename Fn>
+void for_each_band(const DepthwiseParams& p, const DwPlan& plan, const Job& j, const DwView& src,
+                   int64_t begin, int64_t end, Tiles<T>& tiles, Fn&& fn) {
+  const int ab = band_axis(p);
+  tiles.full = tile_shape(j, ab, plan.band_len);
+  tiles.elems = tiles.full.size() * kLanes<T>;
+  tiles.data.resize(tiles.elems * plan.group);
+  for (int64_t it = begin; it < end; ++it) {
+    const Item item = item_of(plan, p.channels, j.out[ab], it);
+    TileShape band = tiles.full;
+    band.n[ab] = (item.o1 - item.o0 - 1) * j.s[ab] + (j.k[ab] - 1) * j.d[ab] + 1;
+    int64_t q0[2] = {0, 0};
+    q0[ab] = item.o0 * j.s[ab];
+    pack_tiles<S, T>(j, src, item.n, item.c0, item.grp, q0, band, tiles.elems, tiles.data.data());
+    fn(item, band);
+  }
+}
+
+// Offsets (in elements) of the tile rows that output row (oz, oy) of `item`
+// reads through kernel rows (kd, ky), in kernel-row order.
+void row_offsets(const Job& j, int ab, const Item& item, const TileShape& band, int64_t oz,
+                 int64_t oy, int64_t lanes, int64_t* offs) {
+  const int64_t tz = oz * j.s[0] - (ab == 0 ? item.o0 * j.s[0] : 0);
+  const int64_t ty = oy * j.s[1] - (ab == 1 ? item.o0 * j.s[1] : 0);
+  const int64_t rowlen = band.n[2] * lanes;
+  for (int64_t kd = 0; kd < j.k[0]; ++kd)
+    for (int64_t ky = 0; ky < j.k[1]; ++ky)
+      offs[kd * j.k[1] + ky] = ((tz + kd * j.d[0]) * band.n[1] + ty + ky * j.d[1]) * rowlen;
+}
+
+// Output rows (oz, oy) of an item's band.
+template <typename Fn>
+void for_each_row(const Job& j, int ab, const Item& item, Fn&& fn) {
+  const int64_t z0 = ab == 0 ? item.o0 : 0, z1 = ab == 0 ? item.o1 : j.out[0];
+  const int64_t y0 = ab == 1 ? item.o0 : 0, y1 = ab == 1 ? item.o1 : j.out[1];
+  for (int64_t oz = z0; oz < z1; ++oz)
+    for (int64_t oy = y0; oy < y1; ++oy) fn(oz, oy);
+}
+
+// Forward-shaped job: dst = conv(src, w) (+ bias).
+template <typename S>
+void run_forward_job(const DepthwiseParams& p, const DwPlan& plan, const Job& j, const DwView& src,
+                     const void* wv, const void* bv, const DwView& dst, int64_t begin, int64_t end) {
+  using T = typename compute_of<S>::type;
+  constexpr int L = kLanes<T>;
+  const T* w = static_cast<const T*>(wv);
+  const T* bias = static_cast<const T*>(bv);
+  const int ab = band_axis(p);
+  const int64_t G = plan.group, KR = j.k[0] * j.k[1], KV = KR * j.k[2];
+  const int64_t outlen = (j.out[2] + kMaxP * j.d[2] + 1) * L;
+  std::vector<T> wt(G * KV * L), out(G * outlen);
+  std::vector<int64_t> offs(KR);
+  std::vector<const T*> rows(KR), wrows(KR);
+  std::vector<vec_t<T>> bias_v(G);
+  Tiles<T> tiles;
+  int64_t packed_c0 = -1;
+  for_each_band<S, T>(p, plan, j, src, begin, end, tiles, [&](const Item& item, const TileShape& band) {
+    if (item.c0 != packed_c0) {
+      for (int g = 0; g < item.grp.G; ++g) {
+        const int64_t c = item.c0 + g * L;
+        pack_weights<T>(j, p.channels, w, c, wt.data() + g * KV * L);
+        T b[L] = {};
+        for (int l = 0; l < item.grp.lanes(g, L) && bias; ++l) b[l] = bias[c + l];
+        std::memcpy(&bias_v[g], b, sizeof(b));
+      }
+      packed_c0 = item.c0;
+    }
+    S* dbase = static_cast<S*>(dst.data) + item.n * dst.stride[0] + item.c0 * dst.stride[1];
+    for_each_row(j, ab, item, [&](int64_t oz, int64_t oy) {
+      row_offsets(j, ab, item, band, oz, oy, L, offs.data());
+      for (int g = 0; g < item.grp.G; ++g) {
+        const T* base = tiles.tile(g);
+        for (int64_t t = 0; t < KR; ++t) {
+          rows[t] = base + offs[t];
+          wrows[t] = wt.data() + (g * KV + t * j.k[2]) * L;
+        }
+        fwd_row<T>(j, rows.data(), wrows.data(), KR, bias_v[g], out.data() + g * outlen);
+      }
+      unpack_row<S, T>(out.data(), outlen, item.grp, j.out[2],
+                       dbase + oz * dst.stride[2] + oy * dst.stride[3], dst.stride[1], dst.stride[4]);
+    });
+  });
+}
+
+// Small kernels on channels-innermost tensors are bound by memory traffic:
+// compute straight from the source into the destination, no tiles.
+constexpr int64_t kDirectMaxTaps = 25;
+
+template <typename T>
+bool direct_ok(const DepthwiseParams& p, const Job& j, const DwView& src, const DwView& dst) {
+  return j.up[0] == 1 && j.up[1] == 1 && j.up[2] == 1 && j.s[2] == 1 && j.d[2] == 1 &&
+         src.stride[1] == 1 && dst.stride[1] == 1 && p.channels % kLanes<T> == 0 &&
+         j.k[0] * j.k[1] * j.k[2] <= kDirectMaxTaps;
+}
+
+template <typename T>
+void run_direct_job(const DepthwiseParams& p, const DwPlan& plan, const Job& j, const DwView& src,
+                    const T* w, const T* bias, const DwView& dst, int64_t begin, int64_t end) {
+  constexpr int L = kLanes<T>;
+  const int ab = band_axis(p);
+  const int64_t G = plan.group, KH = j.k[1], KW = j.k[2], KR = j.k[0] * KH, KV = KR * KW;
+  std::vector<T> wt(G * KV * L);
+  std::vector<int64_t> offs(KR), taps(KR);
+  std::vector<const T*> rows(KR), wrows(KR);
+  std::vector<vec_t<T>> bias_v(G);
+  int64_t packed_c0 = -1;
+  for (int64_t it = begin; it < end; ++it) {
+    const Item item = item_of(plan, p.channels, j.out[ab], it);
+    if (item.c0 != packed_c0) {
+      for (int g = 0; g < item.grp.G; ++g) {
+        pack_weights<T>(j, p.channels, w, item.c0 + g * L, wt.data() + g * KV * L);
+        bias_v[g] = bias ? loadu(bias + item.c0 + g * L) : vec_t<T>{};
+      }
+      packed_c0 = item.c0;
+    }
+    const T* sbase = static_cast<const T*>(src.data) + item.n * src.stride[0] + item.c0;
+    T* dbase = static_cast<T*>(dst.data) + item.n * dst.stride[0] + item.c0;
+    for_each_row(j, ab, item, [&](int64_t oz, int64_t oy) {
+      int64_t nrows = 0;  // kernel rows that fall inside the input
+      for (int64_t kd = 0; kd < j.k[0]; ++kd) {
+        const int64_t iz = oz * j.s[0] + kd * j.d[0] - j.off[0];
+        if (iz < 0 || iz >= j.src[0]) continue;
+        for (int64_t ky = 0; ky < KH; ++ky) {
+          const int64_t iy = oy * j.s[1] + ky * j.d[1] - j.off[1];
+          if (iy < 0 || iy >= j.src[1]) continue;
+          offs[nrows] = iz * src.stride[2] + iy * src.stride[3];
+          taps[nrows++] = kd * KH + ky;
+        }
+      }
+      for (int64_t t = 0; t < nrows; ++t) {
+        rows[t] = sbase + offs[t];
+        wrows[t] = wt.data() + taps[t] * KW * L;
+      }
+      fwd_row_direct<T>(rows.data(), wrows.data(), nrows, j.src[2], j.off[2], KW, j.out[2],
+                        src.stride[4], item.grp.G, KV * L, bias_v.data(),
+                        dbase + oz * dst.stride[2] + oy * dst.stride[3], dst.stride[4]);
+    });
+  }
+}
+
+template <typename S>
+void run_job(const DepthwiseParams& p, const DwPlan& plan, const Job& j, const DwView& src,
+             const void* w, const void* bias, const DwView& dst, int64_t begin, int64_t end) {
+  using T = typename compute_of<S>::type;
+  if constexpr (std::is_same_v<S, T>) {
+    if (direct_ok<T>(p, j, src, dst))
+      return run_direct_job<T>(p, plan, j, src, static_cast<const T*>(w),
+                               static_cast<const T*>(bias), dst, begin, end);
+  }
+  run_forward_job<S>(p, plan, j, src, w, bias, dst, begin, end);
+}
+
+template <typename S>
+void run_backward_weight(const DepthwiseParams& p, const DwPlan& plan, const DwView& x,
+                         const DwView& gy, void* partial, int64_t begin, int64_t end) {
+  using T = typename compute_of<S>::type;
+  constexpr int L = kLanes<T>;
+  const Job j = forward_job(p);
+  const int ab = band_axis(p);
+  const int64_t G = plan.group, KR = j.k[0] * j.k[1], KW = j.k[2], KV = KR * KW;
+  const int64_t OW = j.out[2];
+  const int64_t gwidth = OW + kMaxP * j.d[2] + 1;  // zeros past the last output
+  std::vector<T> gwt(G * KV * L), grow(G * gwidth * L);
+  std::vector<int64_t> offs(KR);
+  Tiles<T> tiles;
+  T* gw = static_cast<T*>(partial);
+  const S* gbase0 = static_cast<const S*>(gy.data);
+  for_each_band<S, T>(p, plan, j, x, begin, end, tiles, [&](const Item& item, const TileShape& band) {
+    std::fill(gwt.begin(), gwt.end(), T(0));
+    const S* gbase = gbase0 + item.n * gy.stride[0] + item.c0 * gy.stride[1];
+    for_each_row(j, ab, item, [&](int64_t oz, int64_t oy) {
+      pack_row<S>(gbase + oz * gy.stride[2] + oy * gy.stride[3], gy.stride[1], gy.stride[4], item.grp,
+                  OW, grow.data(), gwidth * L, gwidth, 1, 0);
+      row_offsets(j, ab, item, band, oz, oy, L, offs.data());
+      for (int g = 0; g < item.grp.G; ++g)
+        for (int64_t t = 0; t < KR; ++t)
+          gw_row<T>(j, grow.data() + g * gwidth * L, tiles.tile(g) + offs[t],
+                    gwt.data() + (g * KV + t * KW) * L);
+    });
+    for (int g = 0; g < item.grp.G; ++g)
+      for (int l = 0; l < item.grp.lanes(g, L); ++l) {
+        T* dst = gw + (item.c0 + g * L + l) * KV;
+        const T* src = gwt.data() + g * KV * L + l;
+        for (int64_t t = 0; t < KV; ++t) dst[t] += src[t * L];
+      }
+  });
+}
+
+template <typename T>
+DwPlan make_plan(const DepthwiseParams& p, DwOp op, int threads, bool channels_inner) {
+  DwPlan plan;
+  plan.lanes = kLanes<T>;
+  plan.channel_blocks = (p.channels + plan.lanes - 1) / plan.lanes;
+  plan.batch = p.batch;
+  const Job j = op == DwOp::backward_input ? backward_input_job(p) : forward_job(p);
+  const int ab = band_axis(p);
+  const int64_t rows = std::max<int64_t>(j.out[ab], 1);
+  auto tile_bytes = [&](int64_t len) {
+    return tile_shape(j, ab, len).size() * plan.lanes * static_cast<int64_t>(sizeof(T));
+  };
+  // An output row reads a window of tile rows (slices in 3-D); the windows of
+  // the blocks of a group should stay in the L2 cache together.
+  const int64_t window = tile_bytes(1);
+  constexpr int64_t kWindowBudget = 256 * 1024;
+  if (channels_inner) {
+    // Channels innermost: a group of blocks reads whole cache lines (ideally
+    // whole pixels) of the source in one pass.
+    plan.group = std::clamp<int64_t>(kWindowBudget / window, 1, plan.channel_blocks);
+  }
+  // Cap the tiles' memory (they are reused from item to item).
+  constexpr int64_t kTileCap = 16 << 20;
+  int64_t len = rows;
+  while (len > 1 && plan.group * tile_bytes(len) > kTileCap) len = (len + 1) / 2;
+  plan.band_len = len;
+  plan.bands = (rows + len - 1) / len;
+  // Enough items for every thread.
+  const int64_t per_band = plan.batch * plan.groups();
+  if (per_band * plan.bands < 4 * threads) {
+    const int64_t bands = std::min(rows, (4 * threads + per_band - 1) / per_band);
+    plan.band_len = std::min(plan.band_len, (rows + bands - 1) / bands);
+    plan.bands = (rows + plan.band_len - 1) / plan.band_len;
+  }
+  return plan;
 }
 
 }  // namespace
 
-#define LEANCONV_DEFINE(T)                                                                    \
-  void depthwise_forward_planar(const DepthwiseParams& p, const T* x, const T* w,           \
-                                const T* bias, T* y, int64_t begin, int64_t end) {          \
-    forward_planar<T>(p, x, w, bias, y, begin, end);                                         \
-  }                                                                                          \
-  void depthwise_backward_input_planar_scatter(const DepthwiseParams& p, const T* gy,        \
-                                               const T* w, T* gx, int64_t begin,             \
-                                               int64_t end) {                                \
-    backward_input_scatter<T>(p, gy, w, gx, begin, end);                                     \
-  }                                                                                          \
-  void depthwise_backward_weight_planar(const DepthwiseParams& p, const T* x, const T* gy,  \
-                                        T* gw_partial, int64_t begin, int64_t end) {        \
-    backward_weight_planar<T>(p, x, gy, gw_partial, begin, end);                             \
-  }
+DwPlan depthwise_plan(const DepthwiseParams& p, DwType type, DwOp op, int threads,
+                      bool channels_inner) {
+  return type == DwType::f64 ? make_plan<double>(p, op, threads, channels_inner)
+                             : make_plan<float>(p, op, threads, channels_inner);
+}
 
-LEANCONV_DEFINE(float)
-LEANCONV_DEFINE(double)
+namespace {
+void run_job_of_type(DwType type, const DepthwiseParams& p, const DwPlan& plan, const Job& j,
+                     const DwView& src, const void* w, const void* bias, const DwView& dst,
+                     int64_t begin, int64_t end) {
+  switch (type) {
+    case DwType::f32: return run_job<float>(p, plan, j, src, w, bias, dst, begin, end);
+    case DwType::f64: return run_job<double>(p, plan, j, src, w, bias, dst, begin, end);
+    case DwType::bf16: return run_job<bf16>(p, plan, j, src, w, bias, dst, begin, end);
+  }
+}
+}  // namespace
+
+void depthwise_forward(const DepthwiseParams& p, const DwPlan& plan, DwType type, DwView x,
+                       const void* w, const void* bias, DwView y, int64_t begin, int64_t end) {
+  run_job_of_type(type, p, plan, forward_job(p), x, w, bias, y, begin, end);
+}
+
+void depthwise_backward_input(const DepthwiseParams& p, const DwPlan& plan, DwType type, DwView gy,
+                              const void* w, DwView gx, int64_t begin, int64_t end) {
+  run_job_of_type(type, p, plan, backward_input_job(p), gy, w, nullptr, gx, begin, end);
+}
+
+void depthwise_backward_weight(const DepthwiseParams& p, const DwPlan& plan, DwType type, DwView x,
+                               DwView gy, void* gw_partial, int64_t begin, int64_t end) {
+  switch (type) {
+    case DwType::f32: return run_backward_weight<float>(p, plan, x, gy, gw_partial, begin, end);
+    case DwType::f64: return run_backward_weight<double>(p, plan, x, gy, gw_partial, begin, end);
+    case DwType::bf16: return run_backward_weight<bf16>(p, plan, x, gy, gw_partial, begin, end);
+  }
+}
 
 }  // namespace leanconv::cpu::LEANCONV_ISA

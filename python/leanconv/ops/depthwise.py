@@ -36,20 +36,34 @@ def _output_shape(input_shape, kernel_size, stride, padding, dilation) -> list[i
     return [input_shape[0], input_shape[1], *spatial]
 
 
+def _check_devices(reference_name: str, reference: torch.Tensor, **others: torch.Tensor | None) -> None:
+    # A tensor on the meta device routes the call to the fake kernels, so the
+    # compiled kernels' device checks never run: check here too.
+    for name, t in others.items():
+        if t is not None:
+            torch._check(
+                t.device == reference.device,
+                lambda: f"{name} is on {t.device} but {reference_name} is on {reference.device}",
+            )
+
+
 def _register() -> None:
     lib = "leanconv::"
 
     @torch.library.register_fake(lib + "depthwise_conv")
     def _fake_forward(input, weight, bias, stride, padding, dilation):
+        _check_devices("input", input, weight=weight, bias=bias)
         shape = _output_shape(input.shape, weight.shape[2:], stride, padding, dilation)
         return input.new_empty(shape).contiguous(memory_format=_memory_format(input))
 
     @torch.library.register_fake(lib + "depthwise_conv_backward_input")
     def _fake_backward_input(grad_output, weight, input_size, stride, padding, dilation):
+        _check_devices("grad_output", grad_output, weight=weight)
         return grad_output.new_empty(input_size).contiguous(memory_format=_memory_format(grad_output))
 
     @torch.library.register_fake(lib + "depthwise_conv_backward_weight")
     def _fake_backward_weight(grad_output, input, kernel_size, stride, padding, dilation):
+        _check_devices("grad_output", grad_output, input=input)
         return grad_output.new_empty([grad_output.shape[1], 1, *kernel_size])
 
     @torch.library.register_fake(lib + "depthwise_conv_backward_bias")
