@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=C.epochs, help=f"epochs (default {C.epochs})")
     p.add_argument("--batch-size", type=int, default=C.batch_size, help=f"windows per batch and process (default {C.batch_size})")
     p.add_argument("--lr", type=float, default=C.lr, help=f"peak learning rate (default {C.lr})")
+    p.add_argument("--grad-clip", type=float, default=C.grad_clip,
+                   help=f"clip the global gradient norm to this (default {C.grad_clip}; 0 turns it off)")
     p.add_argument("--unroll", type=int, default=C.unroll,
                    help=f"train on UNROLL autoregressive calls per window (default {C.unroll})")
     p.add_argument("--seed", type=int, default=C.seed, help="seed (default 0)")
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         data=args.data, out=args.out, model=args.model, conv=args.conv, rank=args.rank, width=args.width,
         levels=args.levels, t_in=args.t_in, t_out=args.t_out, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, unroll=args.unroll, seed=args.seed, device=args.device, amp=args.amp,
+        lr=args.lr, grad_clip=args.grad_clip or None, unroll=args.unroll, seed=args.seed, device=args.device, amp=args.amp,
         progress=not args.quiet,
     )
     try:

@@ -51,6 +51,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 1e-5
+    grad_clip: float | None = 1.0    # max global gradient norm (None: no clipping)
     seed: int = 0
     device: str = "cpu"
     amp: bool = False
@@ -221,6 +222,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
 def _train(cfg: TrainConfig, resume: bool, out: Path, dd: _Dist, device: torch.device) -> dict[str, Any]:
     if not isinstance(cfg.unroll, int) or cfg.unroll < 1:
         raise ValueError(f"unroll must be a positive int, got {cfg.unroll!r}")
+    if cfg.grad_clip is not None and not cfg.grad_clip > 0:
+        raise ValueError(f"grad_clip must be a positive number or None, got {cfg.grad_clip!r}")
     horizon = cfg.t_out * cfg.unroll
     train_ds = open_split(cfg.data, "train", cfg.t_in, horizon)
     val_ds = open_split(cfg.data, "val", cfg.t_in, horizon)
@@ -257,7 +260,7 @@ def _train(cfg: TrainConfig, resume: bool, out: Path, dd: _Dist, device: torch.d
         state = _load(path, map_location=device)
         saved = TrainConfig(**state["config"])
         for key in ("model", "conv", "rank", "width", "levels", "t_in", "t_out", "unroll", "batch_size", "seed",
-                    "epochs", "lr"):
+                    "epochs", "lr", "weight_decay", "grad_clip"):
             if getattr(saved, key) != getattr(cfg, key):
                 raise ValueError(f"--resume: {key}={getattr(cfg, key)!r} differs from the checkpoint's "
                                  f"{getattr(saved, key)!r}; use the same settings or a new --out")
@@ -308,6 +311,9 @@ def _train(cfg: TrainConfig, resume: bool, out: Path, dd: _Dist, device: torch.d
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 updating = True
+                if cfg.grad_clip is not None:
+                    scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
                 scaler.step(opt)
                 scaler.update()
                 sched.step()
