@@ -1,4 +1,5 @@
 """Rollout comparison, the CLI commands and a miniature demo."""
+import dataclasses
 import json
 
 import pytest
@@ -98,3 +99,6 @@ def test_miniature_demo_runs_and_resumes(tmp_path):
     assert (tmp_path / "demo" / "comparison" / "snapshots.png").is_file()
     again = run_demo(cfg)  # finished stages are reused
     assert again["timings"]["train_dense_s"] < res["timings"]["train_dense_s"]
+    changed = dataclasses.replace(cfg, epochs=2)
+    with pytest.raises(ValueError, match="other settings.*epochs"):
+        run_demo(changed)  # a finished stage made with other settings is never reused silently
