@@ -118,3 +118,24 @@ def test_opcheck():
     prev, now, a_k = sample(3, 8, 9, torch.float32, "cpu", 1)
     torch.library.opcheck(torch.ops.leanconv.wave_step_, (prev, now, a_k, None, None, None, None, 3.0, 0.0, 1 / 3, 2),
                           test_utils=("test_schema", "test_faketensor"))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("B,coef_batch", [(1, 1), (3, 3), (3, 1)])
+def test_large_fields_split_rows_over_threads(threads, B, coef_batch):
+    """Fields of >= 131072 nodes: with fewer items than threads the rows of each
+    step are split over the threads, otherwise items go to threads whole; both
+    give the reference's result over several steps."""
+    from leanconv.ops import wave_step_
+
+    prev, now, a_k = sample(B, 370, 360, torch.float64, "cpu", coef_batch, seed=2)
+    a, b = prev.clone(), now.clone()
+    for _ in range(3):
+        a, b = b, reference_step(a, b, a_k, 1.0)
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        newest = wave_step_(prev.clone(), now.clone(), a_k, k_of(1.0), 3)
+    finally:
+        torch.set_num_threads(old)
+    torch.testing.assert_close(newest, b, rtol=1e-12, atol=1e-12)
