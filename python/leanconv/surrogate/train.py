@@ -25,6 +25,7 @@ from torch import nn
 from .._io import atomic_torch_save, atomic_write_text
 from .data import normalization_stats, open_split
 from .memory import training_step_peak_bytes
+from .rollout import predict
 
 __all__ = ["TrainConfig", "train", "build_model", "count_parameters", "load_model"]
 
@@ -139,19 +140,6 @@ def _collate(ds, idx: list[int], device: torch.device):
     return tuple(torch.stack([it[k] for it in items]).to(device) for k in range(3))
 
 
-def _predict(model: nn.Module, frames: torch.Tensor, vel: torch.Tensor, horizon: int) -> torch.Tensor:
-    """Autoregressive prediction of ``horizon`` frames, differentiable (training
-    on several calls teaches the model to correct its own errors)."""
-    t_in, outs, produced = frames.shape[1], [], 0
-    window = frames
-    while produced < horizon:
-        pred = model(window, vel)
-        outs.append(pred)
-        produced += pred.shape[1]
-        window = torch.cat([window, pred], dim=1)[:, -t_in:]
-    return torch.cat(outs, dim=1)[:, :horizon]
-
-
 class _Unrolled(nn.Module):
     """The model applied autoregressively: one module call per training step, as
     DistributedDataParallel and the memory tracker expect."""
@@ -161,7 +149,7 @@ class _Unrolled(nn.Module):
         self.model = model
 
     def forward(self, frames: torch.Tensor, vel: torch.Tensor, horizon: int) -> torch.Tensor:
-        return _predict(self.model, frames, vel, horizon)
+        return predict(self.model, frames, vel, horizon)
 
 
 def _loss(net: nn.Module, batch, scale: torch.Tensor) -> torch.Tensor:
@@ -177,7 +165,7 @@ def _validate(model: nn.Module, ds, device: torch.device, scale: torch.Tensor, b
     tot, tot_nrmse, n = 0.0, 0.0, 0
     for start in range(0, len(ds), batch):
         frames, vel, target = _collate(ds, list(range(start, min(start + batch, len(ds)))), device)
-        pred = _predict(model, frames, vel, target.shape[1])
+        pred = predict(model, frames, vel, target.shape[1])
         tot += F.mse_loss(pred / scale, target / scale, reduction="sum").item() / pred[0].numel()
         err = torch.linalg.vector_norm((pred - target).flatten(1), dim=1)
         ref = torch.linalg.vector_norm(target.flatten(1), dim=1).clamp_min(1e-12)
