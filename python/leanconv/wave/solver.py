@@ -434,6 +434,13 @@ class WaveSolver:
             raise ValueError(f"u_prev and u_now must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
         B = a.shape[0] if self.batch == 1 else self.batch
         a, b = a.expand(B, *self.grid.shape), b.expand(B, *self.grid.shape)
+        if self.backend == "kernel" and (chunk is None or chunk >= B):
+            # one chunk: the op steps the stepper's own buffers in place; hand them out
+            # (no copies: with few steps per call, copying the state costs as much as stepping it)
+            stepper = self._stepper(slice(0, B), B)
+            stepper.load(a, b)
+            stepper.advance(steps)
+            return stepper.before(), stepper.now()
         out_prev = torch.empty(B, *self.grid.shape, dtype=self.dtype, device=self.device)
         out_now = torch.empty_like(out_prev)
 
@@ -655,8 +662,8 @@ class _KernelStepper:
         self._op = wave_step_
         H, W = solver.grid.shape
         kw = dict(dtype=solver.dtype, device=solver.device)
-        self.prev = torch.zeros(B, H, W, **kw)
-        self.cur = torch.zeros(B, H, W, **kw)
+        self.prev = torch.empty(B, H, W, **kw)  # every use starts with load()
+        self.cur = torch.empty(B, H, W, **kw)
 
         def pick(t: torch.Tensor) -> torch.Tensor:
             return t if t.shape[0] == 1 else t[sl].contiguous()
