@@ -56,14 +56,16 @@ inline void update_row(T* __restrict o, const T* __restrict uc, const T* __restr
   }
 }
 
-// Rows [begin, end) of the batch's B*H rows; col (W + 2) and rx (W, RECT only) are scratch.
 template <typename T, bool RECT, bool DAMPED, bool FORCED>
 void rows_impl(const WaveStepParams& p, const WaveStepData<T>& d, const T* u, T* out, int64_t begin,
-               int64_t end, T* col, T* rx) {
+               int64_t end) {
   const int64_t H = p.height, W = p.width, plane = p.plane();
   const T k0 = static_cast<T>(p.k0), k1 = static_cast<T>(p.k1), k2 = static_cast<T>(p.k2);
-  int64_t item = begin / H, i = begin % H;  // advanced row by row (no division per row)
+  std::vector<T> col_buf(W + 2), rx_buf(RECT ? W : 1);
+  T* col = col_buf.data();
+  T* rx = rx_buf.data();
   for (int64_t r = begin; r < end; ++r) {
+    const int64_t item = r / H, i = r % H;
     const T* base = u + item * plane;
     const T* uc = base + i * W;
     column_sums(col, base + mirror(i - 1, H) * W, uc, base + mirror(i + 1, H) * W, W);
@@ -74,42 +76,27 @@ void rows_impl(const WaveStepParams& p, const WaveStepData<T>& d, const T* u, T*
         DAMPED ? d.b + item * d.s_b + off : nullptr, DAMPED ? d.negd + item * d.s_negd + off : nullptr,
         FORCED ? d.force + item * d.s_force + off : nullptr, FORCED ? d.a_f + item * d.s_a_f + off : nullptr,
         k0, k1, k2, W);
-    if (++i == H) {
-      i = 0;
-      ++item;
-    }
   }
 }
 
 template <typename T>
-void rows(const WaveStepParams& p, const WaveStepData<T>& d, const T* u, T* out, int64_t begin, int64_t end,
-          T* col, T* rx) {
+void rows(const WaveStepParams& p, const WaveStepData<T>& d, const T* u, T* out, int64_t begin, int64_t end) {
   const int key = (p.rect ? 4 : 0) | (p.damped ? 2 : 0) | (p.forced ? 1 : 0);
   switch (key) {
-    case 0: return rows_impl<T, false, false, false>(p, d, u, out, begin, end, col, rx);
-    case 1: return rows_impl<T, false, false, true>(p, d, u, out, begin, end, col, rx);
-    case 2: return rows_impl<T, false, true, false>(p, d, u, out, begin, end, col, rx);
-    case 3: return rows_impl<T, false, true, true>(p, d, u, out, begin, end, col, rx);
-    case 4: return rows_impl<T, true, false, false>(p, d, u, out, begin, end, col, rx);
-    case 5: return rows_impl<T, true, false, true>(p, d, u, out, begin, end, col, rx);
-    case 6: return rows_impl<T, true, true, false>(p, d, u, out, begin, end, col, rx);
-    default: return rows_impl<T, true, true, true>(p, d, u, out, begin, end, col, rx);
+    case 0: return rows_impl<T, false, false, false>(p, d, u, out, begin, end);
+    case 1: return rows_impl<T, false, false, true>(p, d, u, out, begin, end);
+    case 2: return rows_impl<T, false, true, false>(p, d, u, out, begin, end);
+    case 3: return rows_impl<T, false, true, true>(p, d, u, out, begin, end);
+    case 4: return rows_impl<T, true, false, false>(p, d, u, out, begin, end);
+    case 5: return rows_impl<T, true, false, true>(p, d, u, out, begin, end);
+    case 6: return rows_impl<T, true, true, false>(p, d, u, out, begin, end);
+    default: return rows_impl<T, true, true, true>(p, d, u, out, begin, end);
   }
 }
-
-// Scratch rows for rows(): 2W + 2 values.
-template <typename T>
-struct RowScratch {
-  explicit RowScratch(int64_t W) : buf(2 * W + 2) {}
-  T* col() { return buf.data(); }
-  T* rx() { return buf.data() + (buf.size() / 2 + 1); }
-  std::vector<T> buf;
-};
 
 template <typename T>
 void steps_items(const WaveStepParams& p, const WaveStepData<T>& d, int64_t steps, int64_t begin, int64_t end) {
   const int64_t plane = p.plane();
-  RowScratch<T> scratch(p.width);
   for (int64_t item = begin; item < end; ++item) {
     // rows() indexes fields from a batch base: shift the bases so `item` is row 0..H-1 of item 0
     WaveStepData<T> di = d;
@@ -125,7 +112,7 @@ void steps_items(const WaveStepParams& p, const WaveStepData<T>& d, int64_t step
     T* cur = d.now + item * plane;
     T* old = d.prev + item * plane;
     for (int64_t s = 0; s < steps; ++s) {
-      rows<T>(p, di, cur, old, 0, p.height, scratch.col(), scratch.rx());
+      rows<T>(p, di, cur, old, 0, p.height);
       std::swap(cur, old);
     }
   }
@@ -143,13 +130,11 @@ void wave_steps_items(const WaveStepParams& p, const WaveStepData<double>& d, in
 }
 void wave_step_rows(const WaveStepParams& p, const WaveStepData<float>& d, const float* u, float* out,
                     int64_t begin, int64_t end) {
-  RowScratch<float> scratch(p.width);
-  rows<float>(p, d, u, out, begin, end, scratch.col(), scratch.rx());
+  rows<float>(p, d, u, out, begin, end);
 }
 void wave_step_rows(const WaveStepParams& p, const WaveStepData<double>& d, const double* u, double* out,
                     int64_t begin, int64_t end) {
-  RowScratch<double> scratch(p.width);
-  rows<double>(p, d, u, out, begin, end, scratch.col(), scratch.rx());
+  rows<double>(p, d, u, out, begin, end);
 }
 
 }  // namespace leanconv::cpu::LEANCONV_ISA

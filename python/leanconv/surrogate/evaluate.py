@@ -39,7 +39,7 @@ def _median_time(fn, repeats: int) -> float:
     return float(np.median(times))
 
 
-def time_surrogate_step(model: nn.Module, frames: torch.Tensor, velocity: torch.Tensor, repeats: int = 5) -> float:
+def time_surrogate_step(model: nn.Module, frames: torch.Tensor, velocity: torch.Tensor, repeats: int = 21) -> float:
     """Median seconds of one model call on the batch, divided by the snapshots it
     predicts (``t_out``): the cost of advancing the batch one snapshot interval."""
     sync = torch.cuda.synchronize if frames.is_cuda else (lambda: None)
@@ -53,7 +53,7 @@ def time_surrogate_step(model: nn.Module, frames: torch.Tensor, velocity: torch.
     return _median_time(call, repeats) / model.t_out
 
 
-def time_fe_interval(data, indices: list[int], device: str = "cpu", repeats: int = 3, intervals: int = 10) -> float:
+def time_fe_interval(data, indices: list[int], device: str = "cpu", repeats: int = 7, intervals: int = 10) -> float:
     """Median seconds for the FE solver to advance the batch of trajectories
     ``indices`` by one snapshot interval (``every`` solver steps), on the
     solver's own grid (finer than the stored frames when the data set is
