@@ -37,7 +37,7 @@ class DemoConfig:
     t_in: int = 2
     t_out: int = 5
     unroll: int = 1
-    epochs: int = 5
+    epochs: int = 4
     batch_size: int = 32
     lr: float = 5e-3                 # dense peak learning rate
     lr_factorized: float = 1.2e-2    # factorized: products of factors need a larger step
