@@ -37,7 +37,7 @@ def _assert_same(a, b):
         assert torch.equal(a[k], b[k]), k
 
 
-def test_resume_after_epoch_is_bit_identical(tiny_data, tmp_path, tiny_config):
+def test_resume_after_epoch_is_bit_identical(tiny_data, tmp_path, tiny_config, monkeypatch):
     train(tiny_config(tiny_data, tmp_path / "full", epochs=3, conv="factorized", rank=0.3))
     cfg = tiny_config(tiny_data, tmp_path / "part", epochs=3, conv="factorized", rank=0.3)
     # an interrupted run: Ctrl-C right after the first epoch's checkpoint
@@ -48,19 +48,17 @@ def test_resume_after_epoch_is_bit_identical(tiny_data, tmp_path, tiny_config):
             raise KeyboardInterrupt
         return real(n, batch, seed, epoch, rank, world)
 
-    T._epoch_batches = stop_at_second_epoch
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            train(cfg)
-    finally:
-        T._epoch_batches = real
+    monkeypatch.setattr(T, "_epoch_batches", stop_at_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    monkeypatch.undo()
     state = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)
     assert (state["epoch"], state["batch"]) == (1, 0)
     train(cfg, resume=True)
     _assert_same(_weights(tmp_path / "full" / "model.pt"), _weights(tmp_path / "part" / "model.pt"))
 
 
-def test_resume_mid_epoch_is_bit_identical(tiny_data, tmp_path, tiny_config):
+def test_resume_mid_epoch_is_bit_identical(tiny_data, tmp_path, tiny_config, monkeypatch):
     train(tiny_config(tiny_data, tmp_path / "full", epochs=2))
     cfg = tiny_config(tiny_data, tmp_path / "part", epochs=2)
     real, calls = T._collate, {"n": 0}
@@ -71,12 +69,10 @@ def test_resume_mid_epoch_is_bit_identical(tiny_data, tmp_path, tiny_config):
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    T._collate = interrupt
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            train(cfg)
-    finally:
-        T._collate = real
+    monkeypatch.setattr(T, "_collate", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    monkeypatch.undo()
     state = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)
     assert (state["epoch"], state["batch"]) == (0, 3)
     train(cfg, resume=True)
@@ -131,3 +127,11 @@ def test_two_process_ddp_ranks_end_equal(tiny_data, tmp_path, tiny_config):
     assert summary["world"] == 2
     assert summary["rank_weight_max_diff"] == 0.0
     assert np.isfinite(summary["history"][-1]["val_loss"])
+
+
+def test_resume_with_other_settings_is_refused(tiny_data, tmp_path, tiny_config):
+    train(tiny_config(tiny_data, tmp_path / "run", epochs=1))
+    with pytest.raises(ValueError, match="--resume: lr=0.01 differs from the checkpoint's 0.003"):
+        train(tiny_config(tiny_data, tmp_path / "run", epochs=1, lr=1e-2), resume=True)
+    # settings outside RESUME_KEYS (here the progress bar) may change
+    train(tiny_config(tiny_data, tmp_path / "run", epochs=1, progress=True), resume=True)

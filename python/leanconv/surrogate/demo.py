@@ -75,18 +75,16 @@ def _train(cfg: DemoConfig, data: Path, conv: str) -> dict[str, Any]:
 
 def _check_same_run(run: Path, tc: Any) -> None:
     """Refuse to reuse or resume a stage that was started with other settings."""
-    from .train import _load
+    from .train import _load, changed_settings
 
     for name in ("model.pt", "checkpoint.pt"):
         path = run / name
         if not path.is_file():
             continue
-        saved = _load(path).get("config", {})
-        mine = dataclasses.asdict(tc)
-        diff = [k for k in mine if k != "progress" and saved.get(k) != mine[k]]
+        diff = [d for d in changed_settings(_load(path).get("config", {}), tc) if d[0] != "progress"]
         if diff:
             raise ValueError(
-                f"{path} was made with other settings ({', '.join(f'{k}: {saved.get(k)!r} -> {mine[k]!r}' for k in diff)}); "
+                f"{path} was made with other settings ({', '.join(f'{k}: {a!r} -> {b!r}' for k, a, b in diff)}); "
                 "pass a new --out (or delete the folder) to start over")
         return
 

@@ -87,6 +87,18 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> tuple[nn.Module,
     return model.to(device).eval(), state
 
 
+# settings a resumed run must share with its checkpoint (device, progress, ... may change)
+RESUME_KEYS = ("model", "conv", "rank", "width", "levels", "t_in", "t_out", "unroll", "batch_size", "seed",
+               "epochs", "lr", "weight_decay", "grad_clip")
+
+
+def changed_settings(saved: dict[str, Any], cfg: TrainConfig, keys: Any = None) -> list[tuple[str, Any, Any]]:
+    """``(key, saved value, cfg's value)`` for every setting in ``keys`` (default:
+    all) where the ``config`` stored in a checkpoint differs from ``cfg``."""
+    mine = dataclasses.asdict(cfg)
+    return [(k, saved.get(k), mine[k]) for k in (mine if keys is None else keys) if saved.get(k) != mine[k]]
+
+
 def _load(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """A checkpoint or model file written by :func:`train`."""
     path = Path(path)
@@ -246,12 +258,11 @@ def _train(cfg: TrainConfig, resume: bool, out: Path, dd: _Dist, device: torch.d
         if not path.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint at {path}")
         state = _load(path, map_location=device)
-        saved = TrainConfig(**state["config"])
-        for key in ("model", "conv", "rank", "width", "levels", "t_in", "t_out", "unroll", "batch_size", "seed",
-                    "epochs", "lr", "weight_decay", "grad_clip"):
-            if getattr(saved, key) != getattr(cfg, key):
-                raise ValueError(f"--resume: {key}={getattr(cfg, key)!r} differs from the checkpoint's "
-                                 f"{getattr(saved, key)!r}; use the same settings or a new --out")
+        changed = changed_settings(state["config"], cfg, RESUME_KEYS)
+        if changed:
+            key, theirs, mine = changed[0]
+            raise ValueError(f"--resume: {key}={mine!r} differs from the checkpoint's "
+                             f"{theirs!r}; use the same settings or a new --out")
         if state.get("world", 1) != dd.world:
             raise ValueError(f"--resume: checkpoint was written by {state.get('world', 1)} processes, "
                              f"this run has {dd.world}")
