@@ -97,6 +97,29 @@ def test_convert_torch_built_unireplknet_equals_leanconv_built():
     torch.testing.assert_close(native.eval()(x), ref, rtol=1e-5, atol=1e-5)
 
 
+def test_reparameterize_after_convert_keeps_leanconv_kernels():
+    """A torch-built net passed through convert() and then re-parameterized must
+    merge into leanconv's DepthwiseConv2d, not back into nn.Conv2d."""
+    from leanconv import reparameterize_model
+    from leanconv.models import create
+
+    torch.manual_seed(0)
+    ref_model = create("unireplknet_micro", backend="torch", depths=(1, 1), dims=(8, 16), kernel_sizes=(13, 7))
+    with torch.no_grad():  # non-trivial BN statistics, so the folding is exercised
+        for m in ref_model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    ref_model.eval()
+    x = torch.randn(2, 1, 24, 24)
+    ref = ref_model(x)
+    merged = reparameterize_model(convert(ref_model)[0].eval())
+    large = [m for m in merged.modules() if isinstance(m, nn.Conv2d) and m.groups == m.in_channels > 1]
+    assert len(large) == 2 and all(type(m) is DepthwiseConv2d for m in large)
+    assert [m.kernel_size for m in large] == [(13, 13), (7, 7)]
+    torch.testing.assert_close(merged(x), ref, rtol=1e-4, atol=1e-5)
+
+
 def test_timm_convnext():
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)

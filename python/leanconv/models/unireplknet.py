@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..nn._backend import depthwise_conv2d
+from ..nn._backend import backend_of, depthwise_conv2d
 from ..nn.reparam import DILATED_BRANCHES, DilatedReparamBlock, fuse_conv_bn
 from .layers import (
     ScaledMLP,
@@ -65,6 +65,7 @@ class UniRepLKNetBlock(nn.Module):
         else:
             conv = self.dwconv
         weight, bias = fuse_conv_bn(conv.weight, conv.bias, self.norm)
+        self.backend = backend_of(conv)  # leanconv.convert may have swapped the conv since construction
         merged = depthwise_conv2d(
             self.dim, self.kernel_size, padding=self.kernel_size // 2, bias=True, backend=self.backend,
             device=weight.device, dtype=weight.dtype,

@@ -14,6 +14,15 @@ from ._checks import check_backend
 from .depthwise import DepthwiseConv2d
 
 
+def backend_of(conv: nn.Module) -> str:
+    """``"leanconv"`` if ``conv`` runs leanconv's kernels (a DepthwiseConv2d), else ``"torch"``.
+
+    Re-parameterization builds its merged convolution on the backend of the
+    convolutions it replaces, so a block whose convs :func:`leanconv.convert`
+    swapped keeps leanconv's kernels after merging."""
+    return "leanconv" if isinstance(conv, DepthwiseConv2d) else "torch"
+
+
 def depthwise_conv2d(
     channels: int,
     kernel_size: int | tuple[int, int],

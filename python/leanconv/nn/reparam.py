@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
-from ._backend import depthwise_conv2d
+from ._backend import backend_of, depthwise_conv2d
 from ._checks import check_backend, check_odd, check_positive_int
 
 __all__ = [
@@ -155,6 +155,8 @@ class _ParallelDepthwiseBranches(nn.Module):
             return
         weight, bias = self.equivalent_kernel()
         ref = self.convs[0].weight
+        # the branches' own kind (leanconv.convert may have swapped them since construction)
+        self.backend = backend_of(self.convs[0])
         merged = depthwise_conv2d(
             self.channels, self.kernel_size,
             padding=(self.kernel_size[0] // 2, self.kernel_size[1] // 2),
