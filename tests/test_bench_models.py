@@ -15,6 +15,9 @@ def test_bench_models_smoke(tmp_path):
         assert r["max_rel_diff"] < 1e-4, r  # same weights: leanconv and PyTorch variants agree
         if r["backend"] == "torch":
             assert r["speedup_same_layout"] == 1.0
+            assert r["dw_layers_leanconv"] == 0 and r["dw_layers_torch"] > 0, r
+        else:  # every depthwise layer on leanconv's kernels, also after re-parameterization (infer)
+            assert r["dw_layers_leanconv"] > 0 and r["dw_layers_torch"] == 0, r
     assert (tmp_path / "models.md").read_text().count("UniRepLKNet-A K=13") == 4
 
 

@@ -115,6 +115,16 @@ def _variants(net: NetConfig, mode: str, layouts: list[str], device: torch.devic
     return out
 
 
+def _depthwise_counts(model: nn.Module) -> dict[str, int]:
+    """How many depthwise layers of ``model`` run leanconv's kernels and how many PyTorch's
+    (the table shows that each variant runs what its label says)."""
+    from leanconv.nn import DepthwiseConv2d
+
+    dw = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.groups == m.in_channels > 1]
+    lean = sum(isinstance(m, DepthwiseConv2d) for m in dw)
+    return {"dw_layers_leanconv": lean, "dw_layers_torch": len(dw) - lean}
+
+
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     device = torch.device(args.device)
     nets = [NETS[n] for n in args.nets.split(",")]
@@ -129,7 +139,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             reference = None
             for backend, layout, model in _variants(net, mode, layouts, device):
                 x = x0.contiguous(memory_format=LAYOUTS[layout])
-                row: dict[str, Any] = dict(net=net.label, mode=mode, layout=layout, backend=backend)
+                row: dict[str, Any] = dict(net=net.label, mode=mode, layout=layout, backend=backend,
+                                           **_depthwise_counts(model))
                 try:
                     with torch.no_grad():
                         logits = model.eval()(x)  # same weights: the variants must agree
@@ -200,13 +211,14 @@ def main(argv: list[str] | None = None) -> int:
         "Throughput in images/s (median). train = fwd + loss + bwd + SGD step (UniRepLKNet in its multi-branch "
         "training form); infer = eval forward, no autograd (UniRepLKNet re-parameterized). leanconv = the PyTorch "
         "net passed through leanconv.convert (same weights). speedup_same_layout: vs PyTorch in the same memory "
-        "layout; speedup_vs_best_torch: vs PyTorch's faster layout."
+        "layout; speedup_vs_best_torch: vs PyTorch's faster layout. dw_layers_leanconv / dw_layers_torch: the "
+        "model's depthwise layers on leanconv's kernels / on PyTorch's."
     )
     suffix = "" if args.device == "cpu" else "_" + args.device.replace(":", "")
     json_path, md_path = write_report(
         "models" + suffix, env, rows, out_dir=args.out,
         columns=["net", "mode", "layout", "backend", "ms", "images_per_s", "speedup_same_layout",
-                 "speedup_vs_best_torch", "max_rel_diff", "note"],
+                 "speedup_vs_best_torch", "max_rel_diff", "dw_layers_leanconv", "dw_layers_torch", "note"],
         notes=notes,
     )
     print(f"wrote {json_path} and {md_path}")

@@ -32,23 +32,37 @@ DEFAULT_BATCHES = (1, 64)
 _CLOCK = {"clock": time.perf_counter, "sync": None}
 
 
-def median_ms(fn, min_run_time: float) -> float:
-    """Median duration of ``fn()`` in ms over at least 3 calls and ``min_run_time`` seconds.
-
-    The clock is wall time (CUDA synchronised) or, with ``--cpu-time``, the
-    process's CPU time, which a busy shared machine disturbs much less.
-    """
+def _timed(fn) -> float:
+    """Seconds of one call of ``fn`` on the benchmark's clock (CUDA synchronised)."""
     clock, sync = _CLOCK["clock"], _CLOCK["sync"]
-    times: list[float] = []
-    while len(times) < 3 or (sum(times) < min_run_time and len(times) < 50):
-        if sync:
-            sync()
-        t0 = clock()
-        fn()
-        if sync:
-            sync()
-        times.append(clock() - t0)
-    return float(np.median(times)) * 1e3
+    if sync:
+        sync()
+    t0 = clock()
+    fn()
+    if sync:
+        sync()
+    return clock() - t0
+
+
+def paired_rounds(fns: dict[str, Any], min_run_time: float, min_rounds: int = 5,
+                  max_rounds: int = 50) -> dict[str, list[float]]:
+    """Seconds per call of every function in ``fns``, timed in interleaved rounds.
+
+    Each round calls every function once (the order reverses every other
+    round), so all of them see the same load of a shared machine, and a ratio
+    can be taken within each round. Rounds go on until there are at least
+    ``min_rounds`` and the slowest function has run ``min_run_time`` seconds.
+    The clock is wall time (CUDA synchronised) or, with ``--cpu-time``, the
+    process's CPU time.
+    """
+    names = list(fns)
+    times: dict[str, list[float]] = {k: [] for k in names}
+    while True:
+        for k in names if len(times[names[0]]) % 2 == 0 else reversed(names):
+            times[k].append(_timed(fns[k]))
+        rounds = len(times[names[0]])
+        if rounds >= max_rounds or (rounds >= min_rounds and max(sum(t) for t in times.values()) >= min_run_time):
+            return times
 
 
 def _steps_for(cells: int) -> int:
@@ -56,23 +70,21 @@ def _steps_for(cells: int) -> int:
     return int(min(1000, max(20, 5e8 // cells)))
 
 
-def time_fast(n: int, batch: int, dtype: torch.dtype, device: str, boundary: str, min_time: float,
-              backend: str) -> float:
-    """Median milliseconds per step of WaveSolver.march (steps of a state, nothing stored) on ``batch`` models."""
+def fast_call(n: int, batch: int, dtype: torch.dtype, device: str, boundary: str, backend: str, steps: int):
+    """A function marching ``steps`` steps of WaveSolver (nothing stored) on ``batch`` models."""
     from leanconv.wave import WaveSolver
 
     g = torch.Generator().manual_seed(0)
     c = (1.0 + torch.rand(batch, n, n, generator=g, dtype=torch.float64))
     solver = WaveSolver(c, boundary=boundary, dtype=dtype, device=device, backend=backend)
     u0 = torch.randn(batch, n, n, generator=g).to(device=device, dtype=dtype)
-    steps = _steps_for(batch * n * n)
     u1 = solver.first_step(u0)
     solver.march(u0, u1, 2)  # warm-up (allocations, caches, CUDA context)
-    return median_ms(lambda: solver.march(u0, u1, steps), min_run_time=min_time) / steps
+    return lambda: solver.march(u0, u1, steps)
 
 
-def time_sparse(n: int, batch: int, dtype: Any, boundary: str, min_time: float) -> float:
-    """Median milliseconds per step of the scikit-fem/scipy loop on ``batch`` models."""
+def sparse_call(n: int, batch: int, dtype: Any, boundary: str, steps: int):
+    """A function running ``steps`` steps of the scikit-fem/scipy loop on ``batch`` models."""
     from leanconv.wave.reference import ReferenceSolver
 
     rng = np.random.default_rng(0)
@@ -82,14 +94,14 @@ def time_sparse(n: int, batch: int, dtype: Any, boundary: str, min_time: float) 
     u_now = cols(rng.standard_normal((batch, n, n)).astype(dtype))
     if batch == 1:  # plain vectors, as a single-model loop would hold them
         ref._m_dt2, ref._inv_lhs, ref._c_2dt = (x[:, 0] for x in (ref._m_dt2, ref._inv_lhs, ref._c_2dt))
-    steps = _steps_for(batch * n * n)
 
     def loop() -> None:
         a, b = u_prev, u_now
         for _ in range(steps):
             a, b = b, ref.step_cols(a, b)
 
-    return median_ms(loop, min_run_time=min_time) / steps
+    ref.step_cols(u_prev, u_now)  # warm-up
+    return loop
 
 
 def time_generation(grid: int, samples: int, steps: int, every: int, device: str) -> float:
@@ -112,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--boundary", default="neumann")
     p.add_argument("--backends", nargs="+", default=["kernel", "torch"], choices=["kernel", "torch"],
                    help="solver step implementations to time")
-    p.add_argument("--min-time", type=float, default=0.5, help="seconds of timing per measurement")
+    p.add_argument("--min-time", type=float, default=2.0,
+                   help="seconds the slowest implementation runs per case (at least 5 interleaved rounds)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's current setting)")
     p.add_argument("--cpu-time", action="store_true",
                    help="time with the process's CPU time instead of wall time (needs --threads 1, CPU)")
@@ -143,22 +156,28 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.grids:
         for batch in args.batches:
             cells = batch * n * n
+            steps = _steps_for(cells)
             row = {"grid": f"{n}x{n}", "batch": batch, "device": args.device, "dtype": args.dtype}
-            times = {}
-            for backend in backends:
-                times[backend] = time_fast(n, batch, dtype, args.device, args.boundary, args.min_time, backend)
-                row[f"{backend}_Mcells_per_s"] = cells / times[backend] / 1e3
+            fns = {b: fast_call(n, batch, dtype, args.device, args.boundary, b, steps) for b in backends}
             if not args.no_sparse:
-                sparse = time_sparse(n, batch, np_dtype, args.boundary, args.min_time)
-                row["sparse_Mcells_per_s"] = cells / sparse / 1e3
-                for backend in backends:
-                    row[f"{backend}_vs_sparse"] = sparse / times[backend]
+                fns["sparse"] = sparse_call(n, batch, np_dtype, args.boundary, steps)
+            times = {k: np.asarray(v) / steps for k, v in paired_rounds(fns, args.min_time).items()}
+            row["rounds"] = len(times[next(iter(times))])
+            for k, t in times.items():
+                row[f"{k}_Mcells_per_s"] = cells / float(np.median(t)) / 1e6
+            if not args.no_sparse:
+                for b in backends:
+                    ratios = times["sparse"] / times[b]  # within each round: same load on both sides
+                    row[f"{b}_vs_sparse"] = float(np.median(ratios))
+                    row[f"{b}_vs_sparse_min"] = float(ratios.min())
             rows.append(row)
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
-    notes = ("Million cell updates per second (median) of explicit steps; `kernel` / `torch` = "
+    notes = ("Million cell updates per second (median over `rounds` interleaved rounds: each round times every "
+             "implementation once, so all see the same machine load) of explicit steps; `kernel` / `torch` = "
              "leanconv.wave.WaveSolver with the compiled wave_step_ op / with plain torch ops, "
              "`sparse` = scikit-fem assembly + scipy csr @ dense(N, batch) loop (single-threaded), same run; "
-             "`*_vs_sparse` = speed ratio. "
+             "`*_vs_sparse` = median over the rounds of the speed ratio within a round, `*_vs_sparse_min` = "
+             "its lowest round. "
              f"Boundary {args.boundary}; each batch item has its own velocity model.")
     if args.generation:
         gen_rows = []
