@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from leanconv.bench.wave import main, paired_rounds
+from leanconv.bench.common import paired_rounds
+from leanconv.bench.wave import main
 
 
 def test_paired_rounds_interleave_and_stop():

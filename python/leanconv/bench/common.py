@@ -1,7 +1,8 @@
 """Shared pieces of the benchmarks: timing, environment description, reports.
 
 Timing uses ``torch.utils.benchmark`` (it synchronises CUDA and picks repeat
-counts); we report the median.  Results go to ``benchmarks/results/`` (or
+counts), or :func:`paired_rounds` where implementations are compared on a
+shared machine; we report medians.  Results go to ``benchmarks/results/`` (or
 ``--out``) as JSON plus a markdown table, written atomically.
 """
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import platform
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,35 @@ def median_ms(fn: Callable[[], Any], min_run_time: float = 0.5) -> float:
 
     timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
     return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
+
+
+def paired_rounds(fns: dict[str, Callable[[], Any]], min_run_time: float,
+                  clock: Callable[[], float] = time.perf_counter, sync: Callable[[], Any] | None = None,
+                  min_rounds: int = 5, max_rounds: int = 50) -> dict[str, list[float]]:
+    """Seconds per call of every function in ``fns``, timed in interleaved rounds.
+
+    Each round calls every function once (the order reverses every other
+    round), so all of them see the same load of a shared machine and a ratio
+    can be taken within each round.  Rounds go on until there are at least
+    ``min_rounds`` and the slowest function has run ``min_run_time`` seconds
+    (at most ``max_rounds``).  ``clock`` is wall time by default (pass
+    ``time.process_time`` for this process's CPU time); ``sync`` (e.g.
+    ``torch.cuda.synchronize``) runs before each reading of the clock.
+    """
+    names = list(fns)
+    times: dict[str, list[float]] = {k: [] for k in names}
+    while True:
+        for k in names if len(times[names[0]]) % 2 == 0 else reversed(names):
+            if sync:
+                sync()
+            t0 = clock()
+            fns[k]()
+            if sync:
+                sync()
+            times[k].append(clock() - t0)
+        rounds = len(times[names[0]])
+        if rounds >= max_rounds or (rounds >= min_rounds and max(sum(t) for t in times.values()) >= min_run_time):
+            return times
 
 
 def environment(device: str) -> dict[str, Any]:

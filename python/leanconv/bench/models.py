@@ -19,12 +19,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-import torch.utils.benchmark as tbench
 from torch import nn
 
-from .common import environment, median_ms, write_report
+from .common import environment, paired_rounds, write_report
 
 
 @dataclass
@@ -53,8 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=8, help="images per training / inference batch")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--min-run-time", type=float, default=1.0,
-                   help="seconds of timed runs per measurement (at least 2.5 x one call)")
+    p.add_argument("--min-run-time", type=float, default=5.0,
+                   help="seconds the slowest variant of a (net, mode) runs (at least 5 interleaved rounds)")
     p.add_argument("--cpu-time", action="store_true",
                    help="time with this process's CPU time (needs --device cpu --threads 1): robust on a busy machine")
     p.add_argument("--quick", action="store_true", help="small run: 96x96 images, batch 4")
@@ -77,22 +77,6 @@ def _infer_step(model: nn.Module, x: torch.Tensor):
             model(x)
 
     return step
-
-
-def _time_ms(fn, min_run_time: float, device: torch.device, cpu_time: bool = False) -> float:
-    """Median ms of ``fn()`` after a warm-up call; ``cpu_time``: this process's CPU
-    time instead of wall time (one thread: robust to other jobs on the machine)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    fn()  # warm-up, and an estimate of one call
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    min_run_time = max(min_run_time, 2.5 * (time.perf_counter() - t0))
-    if not cpu_time:
-        return median_ms(fn, min_run_time=min_run_time)
-    timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, timer=time.process_time, num_threads=1)
-    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
 
 
 def _variants(net: NetConfig, mode: str, layouts: list[str], device: torch.device, seed: int = 0):
@@ -126,10 +110,14 @@ def _depthwise_counts(model: nn.Module) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Time every variant of every (net, mode); the variants of one (net, mode) run in
+    interleaved rounds, and each speedup is the median of the ratios within a round."""
     device = torch.device(args.device)
     nets = [NETS[n] for n in args.nets.split(",")]
     modes = args.modes.split(",")
     layouts = args.layouts.split(",")
+    clock = time.process_time if args.cpu_time else time.perf_counter
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
     rows: list[dict[str, Any]] = []
     for net in nets:
         for mode in modes:
@@ -137,6 +125,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             x0 = torch.randn(args.batch, 3, args.image_size, args.image_size, generator=g).to(device)
             y = torch.randint(0, 1000, (args.batch,), generator=g).to(device)
             reference = None
+            fns, group = {}, []
             for backend, layout, model in _variants(net, mode, layouts, device):
                 x = x0.contiguous(memory_format=LAYOUTS[layout])
                 row: dict[str, Any] = dict(net=net.label, mode=mode, layout=layout, backend=backend,
@@ -150,7 +139,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                         fn = _train_step(model, x, y, opt)
                     else:
                         fn = _infer_step(model, x)
-                    ms = _time_ms(fn, args.min_run_time, device, args.cpu_time)
+                    fn()  # warm-up
                 except (RuntimeError, NotImplementedError) as exc:  # e.g. no CUDA kernel in this build
                     row.update(ms=None, images_per_s=None, note=str(exc).splitlines()[0][:120])
                     rows.append(row)
@@ -158,28 +147,33 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     continue
                 reference = logits if reference is None else reference
                 row["max_rel_diff"] = ((logits - reference).abs().max() / reference.abs().max()).item()
-                row.update(ms=ms, images_per_s=args.batch / ms * 1e3)
-                rows.append(row)
-                print(f"{net.label:20s} {mode:5s} {layout:13s} {backend:8s} {ms:10.1f} ms  "
-                      f"{row['images_per_s']:8.2f} img/s", flush=True)
-    _add_ratios(rows)
+                fns[(backend, layout)] = fn
+                group.append(row)
+            if fns:
+                times = {k: np.asarray(v) for k, v in paired_rounds(fns, args.min_run_time, clock, sync).items()}
+                _add_timings(group, times, args.batch)
+            rows.extend(group)
+            for row in group:
+                print(f"{net.label:20s} {mode:5s} {row['layout']:13s} {row['backend']:8s} {row['ms']:10.1f} ms  "
+                      f"{row['images_per_s']:8.2f} img/s  x{row['speedup_vs_best_torch'] or float('nan'):.2f} "
+                      f"vs best torch", flush=True)
     return rows
 
 
-def _add_ratios(rows: list[dict[str, Any]]) -> None:
-    """speedup vs PyTorch in the same layout, and leanconv's best vs PyTorch's best."""
-    def ms_of(net, mode, layout, backend):
-        for r in rows:
-            if (r["net"], r["mode"], r["layout"], r["backend"]) == (net, mode, layout, backend):
-                return r["ms"]
-        return None
-
-    for r in rows:
-        base = ms_of(r["net"], r["mode"], r["layout"], "torch")
-        r["speedup_same_layout"] = base / r["ms"] if base and r["ms"] else None
-        best_torch = min((q["ms"] for q in rows if q["net"] == r["net"] and q["mode"] == r["mode"]
-                          and q["backend"] == "torch" and q["ms"]), default=None)
-        r["speedup_vs_best_torch"] = best_torch / r["ms"] if best_torch and r["ms"] else None
+def _add_timings(group: list[dict[str, Any]], times: dict[tuple[str, str], np.ndarray], batch: int) -> None:
+    """ms and images/s (medians) of every row of one (net, mode), and its speedups: the
+    median over the rounds of PyTorch's time in the same layout / its time, and of
+    PyTorch's faster layout in that round / its time."""
+    torch_times = [t for (backend, _), t in times.items() if backend == "torch"]
+    best_torch = np.minimum.reduce(torch_times) if torch_times else None
+    for row in group:
+        t = times[(row["backend"], row["layout"])]
+        row["ms"] = float(np.median(t)) * 1e3
+        row["images_per_s"] = batch / float(np.median(t))
+        same = times.get(("torch", row["layout"]))
+        row["speedup_same_layout"] = float(np.median(same / t)) if same is not None else None
+        row["speedup_vs_best_torch"] = float(np.median(best_torch / t)) if best_torch is not None else None
+        row["rounds"] = len(t)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,17 +202,20 @@ def main(argv: list[str] | None = None) -> int:
         load_average_1_5_15min=[round(v, 2) for v in os.getloadavg()],
     )
     notes = (
-        "Throughput in images/s (median). train = fwd + loss + bwd + SGD step (UniRepLKNet in its multi-branch "
+        "Throughput in images/s (median over `rounds` interleaved rounds: each round runs every variant of a "
+        "(net, mode) once, so all see the same machine load). train = fwd + loss + bwd + SGD step (UniRepLKNet in its multi-branch "
         "training form); infer = eval forward, no autograd (UniRepLKNet re-parameterized). leanconv = the PyTorch "
         "net passed through leanconv.convert (same weights). speedup_same_layout: vs PyTorch in the same memory "
-        "layout; speedup_vs_best_torch: vs PyTorch's faster layout. dw_layers_leanconv / dw_layers_torch: the "
+        "layout; speedup_vs_best_torch: vs PyTorch's faster layout in the same round (medians of per-round ratios). dw_layers_leanconv / dw_layers_torch: the "
         "model's depthwise layers on leanconv's kernels / on PyTorch's."
     )
     suffix = "" if args.device == "cpu" else "_" + args.device.replace(":", "")
+    if args.device == "cpu" and torch.get_num_threads() > 1:
+        suffix += f"-{torch.get_num_threads()}threads"
     json_path, md_path = write_report(
         "models" + suffix, env, rows, out_dir=args.out,
         columns=["net", "mode", "layout", "backend", "ms", "images_per_s", "speedup_same_layout",
-                 "speedup_vs_best_torch", "max_rel_diff", "dw_layers_leanconv", "dw_layers_torch", "note"],
+                 "speedup_vs_best_torch", "rounds", "max_rel_diff", "dw_layers_leanconv", "dw_layers_torch", "note"],
         notes=notes,
     )
     print(f"wrote {json_path} and {md_path}")

@@ -23,46 +23,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .common import environment, write_report
+from .common import environment, paired_rounds, write_report
 
 DEFAULT_GRIDS = (64, 128, 256, 512)
 DEFAULT_BATCHES = (1, 64)
 
 
 _CLOCK = {"clock": time.perf_counter, "sync": None}
-
-
-def _timed(fn) -> float:
-    """Seconds of one call of ``fn`` on the benchmark's clock (CUDA synchronised)."""
-    clock, sync = _CLOCK["clock"], _CLOCK["sync"]
-    if sync:
-        sync()
-    t0 = clock()
-    fn()
-    if sync:
-        sync()
-    return clock() - t0
-
-
-def paired_rounds(fns: dict[str, Any], min_run_time: float, min_rounds: int = 5,
-                  max_rounds: int = 50) -> dict[str, list[float]]:
-    """Seconds per call of every function in ``fns``, timed in interleaved rounds.
-
-    Each round calls every function once (the order reverses every other
-    round), so all of them see the same load of a shared machine, and a ratio
-    can be taken within each round. Rounds go on until there are at least
-    ``min_rounds`` and the slowest function has run ``min_run_time`` seconds.
-    The clock is wall time (CUDA synchronised) or, with ``--cpu-time``, the
-    process's CPU time.
-    """
-    names = list(fns)
-    times: dict[str, list[float]] = {k: [] for k in names}
-    while True:
-        for k in names if len(times[names[0]]) % 2 == 0 else reversed(names):
-            times[k].append(_timed(fns[k]))
-        rounds = len(times[names[0]])
-        if rounds >= max_rounds or (rounds >= min_rounds and max(sum(t) for t in times.values()) >= min_run_time):
-            return times
 
 
 def _steps_for(cells: int) -> int:
@@ -161,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             fns = {b: fast_call(n, batch, dtype, args.device, args.boundary, b, steps) for b in backends}
             if not args.no_sparse:
                 fns["sparse"] = sparse_call(n, batch, np_dtype, args.boundary, steps)
-            times = {k: np.asarray(v) / steps for k, v in paired_rounds(fns, args.min_time).items()}
+            rounds = paired_rounds(fns, args.min_time, _CLOCK["clock"], _CLOCK["sync"])
+            times = {k: np.asarray(v) / steps for k, v in rounds.items()}
             row["rounds"] = len(times[next(iter(times))])
             for k, t in times.items():
                 row[f"{k}_Mcells_per_s"] = cells / float(np.median(t)) / 1e6
