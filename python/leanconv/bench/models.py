@@ -203,11 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     notes = (
         "Throughput in images/s (median over `rounds` interleaved rounds: each round runs every variant of a "
-        "(net, mode) once, so all see the same machine load). train = fwd + loss + bwd + SGD step (UniRepLKNet in its multi-branch "
-        "training form); infer = eval forward, no autograd (UniRepLKNet re-parameterized). leanconv = the PyTorch "
-        "net passed through leanconv.convert (same weights). speedup_same_layout: vs PyTorch in the same memory "
-        "layout; speedup_vs_best_torch: vs PyTorch's faster layout in the same round (medians of per-round ratios). dw_layers_leanconv / dw_layers_torch: the "
-        "model's depthwise layers on leanconv's kernels / on PyTorch's."
+        "(net, mode) once, so all see the same machine load). train = fwd + loss + bwd + SGD step (UniRepLKNet "
+        "in its multi-branch training form); infer = eval forward, no autograd (UniRepLKNet re-parameterized). "
+        "leanconv = the PyTorch net passed through leanconv.convert (same weights). speedup_same_layout: vs "
+        "PyTorch in the same memory layout; speedup_vs_best_torch: vs PyTorch's faster layout in the same round "
+        "(medians of per-round ratios). dw_layers_leanconv / dw_layers_torch: the model's depthwise layers on "
+        "leanconv's kernels / on PyTorch's."
     )
     suffix = "" if args.device == "cpu" else "_" + args.device.replace(":", "")
     if args.device == "cpu" and torch.get_num_threads() > 1:

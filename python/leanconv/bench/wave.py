@@ -29,9 +29,6 @@ DEFAULT_GRIDS = (64, 128, 256, 512)
 DEFAULT_BATCHES = (1, 64)
 
 
-_CLOCK = {"clock": time.perf_counter, "sync": None}
-
-
 def _steps_for(cells: int) -> int:
     """Steps per timed call: about 5e8 cell updates, between 20 and 1000 steps (amortises copying the state in and out)."""
     return int(min(1000, max(20, 5e8 // cells)))
@@ -109,9 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cpu_time:
         if args.device != "cpu" or torch.get_num_threads() != 1:
             p.error("--cpu-time needs --device cpu and --threads 1")
-        _CLOCK["clock"] = time.process_time
-    if args.device.startswith("cuda"):
-        _CLOCK["sync"] = torch.cuda.synchronize
+    clock = time.process_time if args.cpu_time else time.perf_counter
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else None
     dtype = getattr(torch, args.dtype)
     np_dtype = np.float32 if args.dtype == "float32" else np.float64
     from leanconv.wave.solver import _kernel_available
@@ -128,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             fns = {b: fast_call(n, batch, dtype, args.device, args.boundary, b, steps) for b in backends}
             if not args.no_sparse:
                 fns["sparse"] = sparse_call(n, batch, np_dtype, args.boundary, steps)
-            rounds = paired_rounds(fns, args.min_time, _CLOCK["clock"], _CLOCK["sync"])
+            rounds = paired_rounds(fns, args.min_time, clock, sync)
             times = {k: np.asarray(v) / steps for k, v in rounds.items()}
             row["rounds"] = len(times[next(iter(times))])
             for k, t in times.items():
