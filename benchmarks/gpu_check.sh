@@ -12,7 +12,8 @@
 #          the build folder build/<wheel tag> is kept, so a rerun on a warm
 #          machine recompiles nothing), LEANCONV_CUDA=ON (a CPU-only build fails);
 #   tests  pytest tests/test_depthwise_cuda.py, tests/test_depthwise.py and
-#          tests/test_build.py (those present), junit XML kept;
+#          tests/test_build.py (those present; GPU_TEST_FILES replaces the list,
+#          GPU_TEST_K adds a pytest -k expression), junit XML kept;
 #   bench  python -m leanconv bench depthwise --device cuda --dtype D for
 #          D in float32 bfloat16 (extra arguments: BENCH_ARGS).
 # Everything lands in $OUT (the device tool's output folder
@@ -100,10 +101,14 @@ step info 60 "$PY" -c "import leanconv, json; print(json.dumps(leanconv.build_in
 
 if has_stage tests; then
   files=()
-  for f in tests/test_depthwise_cuda.py tests/test_depthwise.py tests/test_build.py; do
+  # shellcheck disable=SC2086  # GPU_TEST_FILES is a list of words
+  for f in ${GPU_TEST_FILES:-tests/test_depthwise_cuda.py tests/test_depthwise.py tests/test_build.py}; do
     [ -f "$f" ] && files+=("$f")
   done
-  step tests "${TESTS_LIMIT:-270}" "$PY" -m pytest -q -ra -p no:cacheprovider --junitxml="$WORK/junit.xml" "${files[@]}"
+  kexpr=()
+  [ -n "${GPU_TEST_K:-}" ] && kexpr=(-k "$GPU_TEST_K")
+  step tests "${TESTS_LIMIT:-270}" "$PY" -m pytest -q -ra -p no:cacheprovider --junitxml="$WORK/junit.xml" \
+    "${kexpr[@]}" "${files[@]}"
   grep -E "passed|failed|error" "$WORK/tests.log" | tail -n 3 >>"$WORK/summary.txt"
 fi
 
