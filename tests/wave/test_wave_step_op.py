@@ -42,7 +42,10 @@ def sample(B, H, W, dtype, device, coef_batch, seed=0):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("B,H,W,coef_batch", [(1, 3, 3, 1), (4, 17, 23, 4), (3, 40, 9, 1), (1, 130, 70, 1)])
+# widths below, inside and above one and two node vectors (4, 2 float/double lanes on AVX2; 16, 8 on AVX-512)
+@pytest.mark.parametrize(
+    "B,H,W,coef_batch", [(1, 3, 3, 1), (2, 7, 5, 2), (4, 17, 23, 4), (3, 40, 9, 1), (1, 6, 33, 1), (1, 130, 70, 1)]
+)
 @pytest.mark.parametrize("r", [1.0, 0.6])
 @pytest.mark.parametrize("damped,forced", [(False, False), (True, False), (False, True), (True, True)])
 def test_one_step_matches_reference(device, dtype, B, H, W, coef_batch, r, damped, forced):
