@@ -72,3 +72,38 @@ def test_bad_forward_shapes():
         m(torch.zeros(1, 3, 8, 8), torch.zeros(1, 1, 8, 8))
     with pytest.raises(ValueError, match="velocity must have shape"):
         m(torch.zeros(1, 2, 8, 8), torch.zeros(1, 1, 8, 7))
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (2, 3, 2, 4, 3)])
+def test_upsample_cat_equals_interpolate_then_cat(shape):
+    from leanconv.models.surrogate import _upsample2_cat
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+    skip = torch.randn(shape[0], 2, *shape[2:-2], 2 * shape[-2], 2 * shape[-1], generator=g,
+                       dtype=torch.float64, requires_grad=True)
+    scale = (2.0, 2.0) if len(shape) == 4 else (1.0, 2.0, 2.0)
+    want = torch.cat([torch.nn.functional.interpolate(x, scale_factor=scale, mode="nearest"), skip], 1)
+    got = _upsample2_cat(x, skip)
+    assert torch.equal(got, want)
+    w = torch.randn(want.shape, generator=g, dtype=torch.float64)
+    for a, b in zip(torch.autograd.grad((got * w).sum(), [x, skip]), torch.autograd.grad((want * w).sum(), [x, skip])):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)  # sums of 4 in another order
+    with pytest.raises(ValueError, match="skip must have shape"):
+        _upsample2_cat(x, skip[..., :-1])
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 6, 8), (2, 3, 2, 4, 6)])
+def test_avg_pool_equals_torch(shape):
+    from leanconv.models.surrogate import _avg_pool2
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+    want = (torch.nn.functional.avg_pool2d(x, 2) if len(shape) == 4
+            else torch.nn.functional.avg_pool3d(x, (1, 2, 2)))
+    got = _avg_pool2(x)
+    torch.testing.assert_close(got, want, rtol=1e-15, atol=1e-15)
+    w = torch.randn(want.shape, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(torch.autograd.grad((got * w).sum(), x)[0], torch.autograd.grad((want * w).sum(), x)[0])
+    with pytest.raises(ValueError, match="even sizes"):
+        _avg_pool2(x[..., :-1])
