@@ -387,3 +387,12 @@ def test_thread_counts_and_bands(layout, shape, kernel, padding):
             assert_close_to(y, reference(x, w, b, 1, padding, 1), torch.float32, f"output, {n} threads")
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kernel, padding", [((3, 3), 1), ((5, 5), (1, 3)), ((1, 5), 0)])
+def test_large_channels_last_outputs_stream_past_the_cache(dtype, kernel, padding):
+    # Small kernels on channels_last tensors run straight from the input; an
+    # output of >= 4 MiB is written with non-temporal stores (forward, and
+    # grad_input, which runs as a forward job): same values as the reference.
+    run_and_compare("cpu", dtype, (3, 64, 72, 80), kernel, 1, padding, 1, True, "channels_last", seed=3)

@@ -6,6 +6,11 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace leanconv::cpu::simd {
 
@@ -39,6 +44,30 @@ inline vec_t<T> loadu(const T* p) {
 template <typename T>
 inline void storeu(T* p, vec_t<T> v) {
   std::memcpy(p, &v, sizeof(v));
+}
+
+// Stores v at p, which must be aligned to the vector size, without bringing
+// the line into the caches first (a non-temporal store on x86; a plain store
+// elsewhere).  Call stream_fence() before other threads read what was stored.
+template <typename T>
+inline void store_stream(T* p, vec_t<T> v) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) return _mm512_stream_ps(p, (__m512)v);
+  if constexpr (std::is_same_v<T, double>) return _mm512_stream_pd(p, (__m512d)v);
+#elif defined(__AVX__)
+  if constexpr (std::is_same_v<T, float>) return _mm256_stream_ps(p, (__m256)v);
+  if constexpr (std::is_same_v<T, double>) return _mm256_stream_pd(p, (__m256d)v);
+#elif defined(__SSE2__)
+  if constexpr (std::is_same_v<T, float>) return _mm_stream_ps(p, (__m128)v);
+  if constexpr (std::is_same_v<T, double>) return _mm_stream_pd(p, (__m128d)v);
+#endif
+  storeu(p, v);
+}
+
+inline void stream_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
 }
 
 // Stores the first n lanes of v.
