@@ -327,8 +327,8 @@ void fwd_row_direct(const T* const* rows, const T* const* wrows, int64_t nrows, 
           for (int64_t ln = 0; ln < px_lines; ++ln) __builtin_prefetch(pf + q * ps + ln * line_elems);
       }
       for (int g = 0; g < G; ++g)
-        fwd_block_slide<T, P, -1, STREAM>(rows, wrows, nrows, (x - off) * ps + g * L, g * wg, KW, ps, bias[g],
-                                  out + x * out_ps + g * L, out_ps);
+        fwd_block_slide<T, P, -1, STREAM>(rows, wrows, nrows, (x - off) * ps + g * L, g * wg, KW, ps,
+                                          bias[g], out + x * out_ps + g * L, out_ps);
     }
     edge_from = xb;
   }
@@ -552,10 +552,10 @@ bool direct_ok(const DepthwiseParams& p, const Job& j, const DwView& src, const 
 }
 
 // Whether the direct path writes its output with non-temporal stores: for
-// outputs of 4 MiB and more (these small kernels are bound by memory traffic
-// there, and a streaming store skips reading each output line first: k=3,
-// 8x64x56x56 channels_last, one thread: 3.3 -> 2.75 ms), when every vector
-// store is aligned.
+// outputs of 4 MiB and more, where these small kernels are bound by memory
+// traffic and a streaming store saves reading each output line first (the
+// output would not stay in the L2 cache anyway), when every vector store is
+// aligned.
 template <typename T>
 bool stream_output(const DepthwiseParams& p, const Job& j, const DwView& dst) {
   constexpr int64_t kStreamMinBytes = int64_t{4} << 20;
@@ -592,7 +592,7 @@ void run_direct_job(const DepthwiseParams& p, const DwPlan& plan, const Job& j, 
     T* dbase = static_cast<T*>(dst.data) + item.n * dst.stride[0] + item.c0;
     for_each_row(j, ab, item, [&](int64_t oz, int64_t oy) {
       int64_t nrows = 0;  // kernel rows that fall inside the input
-      int64_t newest = -1;  // (z, y) of the last of them
+      int64_t newest = -1;  // input row (y) of the last of them
       for (int64_t kd = 0; kd < j.k[0]; ++kd) {
         const int64_t iz = oz * j.s[0] + kd * j.d[0] - j.off[0];
         if (iz < 0 || iz >= j.src[0]) continue;
