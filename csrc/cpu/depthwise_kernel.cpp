@@ -611,13 +611,12 @@ void run_direct_job(const DepthwiseParams& p, const DwPlan& plan, const Job& j, 
       }
       const T* next = has_next ? sbase + offs[nrows - 1] + j.s[1] * src.stride[3] : nullptr;
       T* out = dbase + oz * dst.stride[2] + oy * dst.stride[3];
-      if (stream) {
-        fwd_row_direct<T, true>(rows.data(), wrows.data(), nrows, j.src[2], j.off[2], KW, j.out[2],
-                                src.stride[4], item.grp.G, KV * L, bias_v.data(), out, dst.stride[4], next);
-      } else {
-        fwd_row_direct<T, false>(rows.data(), wrows.data(), nrows, j.src[2], j.off[2], KW, j.out[2],
-                                 src.stride[4], item.grp.G, KV * L, bias_v.data(), out, dst.stride[4], next);
-      }
+      auto row = [&](auto streamed) {
+        fwd_row_direct<T, decltype(streamed)::value>(rows.data(), wrows.data(), nrows, j.src[2], j.off[2], KW,
+                                                     j.out[2], src.stride[4], item.grp.G, KV * L,
+                                                     bias_v.data(), out, dst.stride[4], next);
+      };
+      stream ? row(std::true_type{}) : row(std::false_type{});
     });
   }
   if (stream) simd::stream_fence();
