@@ -15,7 +15,7 @@ TORCH_SPEC ?= torch==2.14.1
 EXTRAS ?= test,timm
 BIN := $(VENV)/bin
 PY := $(BIN)/python
-BUILD_DEPS := scikit-build-core>=0.10 pybind11>=2.12 ninja cmake>=3.28
+BUILD_DEPS := 'scikit-build-core>=0.10' 'pybind11>=2.12' ninja 'cmake>=3.28'
 DEPS_STAMP := $(VENV)/.leanconv-deps
 
 .PHONY: setup install test demo info bench dev clean
