@@ -195,7 +195,8 @@ def test_bad_geometry():
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_factorized_conv_matches_reconstructed_kernel(device):
+@pytest.mark.parametrize("recompute", [False, True])
+def test_factorized_conv_matches_reconstructed_kernel(device, recompute):
     g = torch.Generator().manual_seed(3)
     mk = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64).to(device).requires_grad_()  # noqa: E731
     for dims in (2, 3):
@@ -207,7 +208,7 @@ def test_factorized_conv_matches_reconstructed_kernel(device):
         letters = "zyx"[3 - dims:]
         W = torch.einsum("r,or,ir," + ",".join(f"{a}r" for a in letters) + "->oi" + letters, lam, A, B, *fs)
         kw = dict(stride=(2, 1, 1)[3 - dims:], dilation=(1, 2, 1)[3 - dims:])
-        y = factorized_conv(x, B, fs, A, lam, bias, padding=1, **kw)
+        y = factorized_conv(x, B, fs, A, lam, bias, padding=1, recompute=recompute, **kw)
         conv = F.conv2d if dims == 2 else F.conv3d
         yr = conv(x, W, bias, padding=1, **kw)
         torch.testing.assert_close(y, yr)
@@ -215,6 +216,48 @@ def test_factorized_conv_matches_reconstructed_kernel(device):
         params = [x, A, B, lam, bias, *fs]
         for a, b in zip(torch.autograd.grad(y, params, gy), torch.autograd.grad(yr, params, gy)):
             torch.testing.assert_close(a, b)
+
+
+def test_recompute_gradcheck_and_partial_grads():
+    """The recomputing backward: float64 gradcheck, and only the gradients asked for."""
+    g = torch.Generator().manual_seed(5)
+    mk = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64).requires_grad_()  # noqa: E731
+    x, A, B, lam, bias, fy, fx = mk(2, 3, 6, 5), mk(4, 2), mk(3, 2), mk(2), mk(4), mk(3, 2), mk(2, 2)
+
+    def f(x, A, B, lam, bias, fy, fx):
+        return factorized_conv(x, B, [fy, fx], A, lam, bias, stride=(1, 2), padding=(1, 0), recompute=True)
+
+    assert torch.autograd.gradcheck(f, (x, A, B, lam, bias, fy, fx))
+    y = f(x, A, B, lam, bias, fy, fx)
+    gx, = torch.autograd.grad(y.sum(), [x])  # weights not asked for
+    ref = f(x, A, B, lam, bias, fy, fx)
+    torch.testing.assert_close(gx, torch.autograd.grad(ref.sum(), [x, A])[0])
+    with torch.no_grad():
+        torch.testing.assert_close(f(x, A, B, lam, bias, fy, fx), y.detach())
+
+
+def test_recompute_keeps_only_the_input_for_backward():
+    """Saved activations of one recomputing layer: the input alone (the stored path also keeps
+    the two R-channel intermediates)."""
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(2, 4, 16, 16, generator=g, requires_grad=True)
+    A, B = torch.randn(4, 6, generator=g, requires_grad=True), torch.randn(4, 6, generator=g, requires_grad=True)
+    fs = [torch.randn(3, 6, generator=g, requires_grad=True) for _ in range(2)]
+
+    def saved_activation_elements(recompute):
+        sizes = {}
+
+        def pack(t):
+            if t.numel() >= 512:  # activations, not the factors
+                sizes[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes() // t.element_size()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            factorized_conv(x, B, fs, A, None, None, padding=1, recompute=recompute)
+        return sum(sizes.values())
+
+    assert saved_activation_elements(True) == x.numel()
+    assert saved_activation_elements(False) > 2 * x.numel()
 
 
 @requires_cuda

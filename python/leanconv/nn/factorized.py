@@ -7,7 +7,11 @@ factorization="cp" (default) - the CP format (Lebedev et al. 2015, tensorly-torc
 run as: 1x1 GEMM C_in -> R (B), the fused chain of 1-D filters on the R
 channels (leanconv.ops.one_way_conv, with the layer's stride / padding /
 dilation), 1x1 GEMM R -> C_out (A) plus bias.  Parameters: R*(C_in + C_out +
-sum(k) + 1) (+ bias) against C_in*C_out*prod(k) for the dense layer.
+sum(k) + 1) (+ bias) against C_in*C_out*prod(k) for the dense layer.  With
+recompute=True only the layer's input is kept for backward (the two R-channel
+intermediates are recomputed there): training then needs no more activation
+memory than the dense layer, for one GEMM and one filter chain more per
+backward pass.
 
 factorization="spatial" - every (o, i) kernel is its own rank-R sum of one-way
 filters, channels not factorized: parameters C_out*C_in*R*sum(k).  It saves
@@ -115,6 +119,7 @@ class _FactorizedConvNd(nn.Module):
         *,
         rank: int | float = 0.1,
         factorization: str = "cp",
+        recompute: bool = False,
     ) -> None:
         super().__init__()
         name, n = type(self).__name__, self._dims
@@ -145,6 +150,9 @@ class _FactorizedConvNd(nn.Module):
         self.groups = 1
         self.padding_mode = padding_mode
         self.factorization = factorization
+        if not isinstance(recompute, bool):
+            raise ValueError(f"{name}: recompute must be True or False, got {recompute!r}")
+        self.recompute = recompute
         self.rank = resolve_rank(rank, in_channels, out_channels, self.kernel_size, factorization, name)
         dense = self.dense_param_count
         if self.param_count > dense:
@@ -268,7 +276,7 @@ class _FactorizedConvNd(nn.Module):
         if self.factorization == "cp":
             return factorized_conv(
                 input, self.in_factor, list(self.spatial_factors), self.out_factor, self.cp_weights, self.bias,
-                list(self.stride), pairs, list(self.dilation),
+                list(self.stride), pairs, list(self.dilation), recompute=self.recompute,
             )
         conv = F.conv2d if n == 2 else F.conv3d
         pad = [pairs[2 * i] for i in range(n)]
@@ -286,6 +294,8 @@ class _FactorizedConvNd(nn.Module):
             s += ", bias=False"
         if self.padding_mode != "zeros":
             s += f", padding_mode={self.padding_mode!r}"
+        if self.recompute:
+            s += ", recompute=True"
         return s + f", rank={self.rank}, factorization={self.factorization!r} ({self.compression:.3g}x fewer weights)"
 
     # ------------------------------------------------------------------ conversions
@@ -365,8 +375,9 @@ class _FactorizedConvNd(nn.Module):
 class FactorizedConv2d(_FactorizedConvNd):
     """One-way factorized 2-D convolution; drop-in for ``nn.Conv2d`` (same positional
     arguments; ``groups`` must be 1) plus keyword ``rank`` (int, or float fraction of
-    the dense weight count, default 0.1 = 10x fewer weights) and ``factorization``
-    ('cp' or 'spatial').
+    the dense weight count, default 0.1 = 10x fewer weights), ``factorization``
+    ('cp' or 'spatial') and ``recompute`` (cp: keep only the input for backward and
+    recompute the R-channel intermediates there, for less training memory).
 
     Parameters (cp): ``out_factor`` (C_out, R), ``in_factor`` (C_in, R),
     ``spatial_factors`` [(kH, R), (kW, R)], ``cp_weights`` (R,), ``bias`` (C_out,).

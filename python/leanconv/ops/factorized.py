@@ -155,6 +155,92 @@ def one_way_conv_unfused(input, filters, scale=None, stride=1, padding=0, dilati
     return y
 
 
+def _mix_in(input: torch.Tensor, in_factor: torch.Tensor) -> torch.Tensor:
+    """``C_in -> R`` channel mixing: ``t[n, r] = sum_i B[i, r] x[n, i]``.
+
+    Batched GEMMs with the factor broadcast over the batch (stride 0): no
+    copies of the activations, unlike torch.matmul's folding of a 2-D @ 3-D
+    product (see the "gemm" section of the benchmark)."""
+    N, cin = input.shape[:2]
+    rank = in_factor.shape[1]
+    x = input.reshape(N, cin, -1)
+    return torch.bmm(in_factor.t().unsqueeze(0).expand(N, rank, cin), x).view(N, rank, *input.shape[2:])
+
+
+def _mix_out(u: torch.Tensor, out_factor: torch.Tensor, bias: torch.Tensor | None, mf) -> torch.Tensor:
+    """``R -> C_out`` channel mixing plus bias, in the memory format ``mf``."""
+    N, rank = u.shape[:2]
+    cout = out_factor.shape[0]
+    a = out_factor.unsqueeze(0).expand(N, cout, rank)
+    u3 = u.reshape(N, rank, -1)
+    if bias is None:
+        y = torch.bmm(a, u3)
+    else:
+        y = torch.baddbmm(bias.view(1, cout, 1).expand(N, cout, u3.shape[2]), a, u3)
+    y = y.view(N, cout, *u.shape[2:])
+    return y if mf == torch.contiguous_format else y.contiguous(memory_format=mf)
+
+
+class _RecomputedCP(torch.autograd.Function):
+    """The CP convolution keeping only its input for backward.
+
+    The R-channel intermediates (after the first GEMM and after the 1-D
+    filters) are recomputed in backward instead of stored, so a layer holds
+    no more activation memory than the dense convolution it replaces, at the
+    cost of one GEMM and one filter chain more per backward pass.
+    """
+
+    @staticmethod
+    def forward(input, in_factor, out_factor, weights, bias, geometry, *filters):
+        stride, padding, dilation = geometry
+        u = one_way_conv(_mix_in(input, in_factor), list(filters), weights, stride, padding, dilation)
+        return _mix_out(u, out_factor, bias, _memory_format(input))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        input, in_factor, out_factor, weights, bias, geometry, *filters = inputs
+        ctx.save_for_backward(input, in_factor, out_factor, weights, bias, *filters)
+        ctx.geometry = geometry
+
+    @staticmethod
+    def backward(ctx, grad):
+        input, in_factor, out_factor, weights, bias, *filters = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        stride, padding, dilation = ctx.geometry
+        N, cin = input.shape[:2]
+        rank, cout = in_factor.shape[1], out_factor.shape[0]
+        n = input.dim() - 2
+        fd, fh, fw = _split_filters(filters, n)
+        t = _mix_in(input, in_factor)
+        g3 = grad.reshape(N, cout, -1)
+        g_out = g_bias = None
+        if needs[2]:  # (each intermediate is dropped as soon as it is used: they are what recomputing saves)
+            u = torch.ops.leanconv.one_way_conv(t, fd, fh, fw, weights, stride, padding, dilation)
+            g_out = torch.bmm(g3, u.reshape(N, rank, -1).transpose(1, 2)).sum(0)
+            del u
+        if bias is not None and needs[4]:
+            g_bias = g3.sum(dim=(0, 2))
+        grads_f = [None] * n
+        g_in = g_factor_in = g_w = None
+        mask = [bool(needs[0] or needs[1]), bool(needs[3] or any(needs[6:]))]
+        if any(mask):
+            gu = torch.bmm(out_factor.t().unsqueeze(0).expand(N, rank, cout), g3).view(N, rank, *grad.shape[2:])
+            gt, gd, gh, gw, gs = torch.ops.leanconv.one_way_conv_backward(
+                gu.contiguous(), t, fd, fh, fw, weights, stride, padding, dilation, mask)
+            del gu, t
+            if mask[1]:
+                grads_f = ([gd] if n == 3 else []) + [gh, gw]
+                g_w = gs if weights is not None else None
+            if mask[0]:
+                gt3 = gt.reshape(N, rank, -1)
+                if needs[1]:
+                    g_factor_in = torch.bmm(input.reshape(N, cin, -1), gt3.transpose(1, 2)).sum(0)
+                if needs[0]:
+                    g_in = torch.bmm(in_factor.unsqueeze(0).expand(N, cin, rank), gt3).view(input.shape)
+        grads_f = [g if needs[6 + i] else None for i, g in enumerate(grads_f)]
+        return (g_in if needs[0] else None, g_factor_in, g_out, g_w if needs[3] else None, g_bias, None, *grads_f)
+
+
 def factorized_conv(
     input: torch.Tensor,
     in_factor: torch.Tensor,
@@ -165,6 +251,7 @@ def factorized_conv(
     stride: int | Sequence[int] = 1,
     padding: int | Sequence[int] = 0,
     dilation: int | Sequence[int] = 1,
+    recompute: bool = False,
 ) -> torch.Tensor:
     """CP convolution: ``F.conv2d/3d(input, W, bias, stride, padding, dilation)`` with the
     kernel ``W[o, i, ...] = sum_r weights[r] A[o, r] B[i, r] prod_axis F_axis[k_axis, r]``.
@@ -174,10 +261,14 @@ def factorized_conv(
     (the tensorly CP layout), ``weights`` lam is (R,) or None (ones).  The
     channel mixing runs on the library GEMM, the spatial filters on
     :func:`one_way_conv`.  channels_last inputs give channels_last outputs.
+    ``recompute=True`` keeps only the input for backward and recomputes the
+    two R-channel intermediates there (the layer then needs no more
+    activation memory than the dense convolution; backward costs one GEMM and
+    one filter chain more).
     """
     if input.dim() not in (4, 5):
         raise ValueError(f"input must be 4-D (N, C, H, W) or 5-D (N, C, D, H, W), got shape {tuple(input.shape)}")
-    N, cin = input.shape[:2]
+    cin = input.shape[1]
     if in_factor.dim() != 2 or in_factor.shape[0] != cin:
         raise ValueError(f"in_factor must have shape (C_in, R) with C_in = {cin}, got {tuple(in_factor.shape)}")
     rank = in_factor.shape[1]
@@ -186,19 +277,14 @@ def factorized_conv(
     for i, f in enumerate(spatial_factors):
         if f.dim() != 2 or f.shape[1] != rank:
             raise ValueError(f"spatial_factors[{i}] must have shape (k, R) with R = {rank}, got {tuple(f.shape)}")
-    mf = _memory_format(input)
-    cout = out_factor.shape[0]
-    # Batched GEMMs with the factor broadcast over the batch (stride 0): no
-    # copies of the activations, unlike torch.matmul's folding of a 2-D @ 3-D
-    # product (see the "gemm" section of the benchmark).
-    x = input.reshape(N, cin, -1)
-    t = torch.bmm(in_factor.t().unsqueeze(0).expand(N, rank, cin), x).view(N, rank, *input.shape[2:])
-    u = one_way_conv(t, [f.t() for f in spatial_factors], weights, stride, padding, dilation)
-    a = out_factor.unsqueeze(0).expand(N, cout, rank)
-    u3 = u.view(N, rank, -1)
-    if bias is None:
-        y = torch.bmm(a, u3)
-    else:
-        y = torch.baddbmm(bias.view(1, cout, 1).expand(N, cout, u3.shape[2]), a, u3)
-    y = y.view(N, cout, *u.shape[2:])
-    return y if mf == torch.contiguous_format else y.contiguous(memory_format=mf)
+    filters = [f.t() for f in spatial_factors]
+    if recompute and torch.is_grad_enabled():
+        from .. import _ext
+
+        _ext.load()
+        n = input.dim() - 2
+        _split_filters(filters, n)
+        geometry = (ntuple(stride, n, "stride"), padding_pairs(padding, n), ntuple(dilation, n, "dilation"))
+        return _RecomputedCP.apply(input, in_factor, out_factor, weights, bias, geometry, *filters)
+    u = one_way_conv(_mix_in(input, in_factor), filters, weights, stride, padding, dilation)
+    return _mix_out(u, out_factor, bias, _memory_format(input))
