@@ -20,7 +20,8 @@ from .media import MEDIA, velocity_model
 from .solver import WaveSolver
 from .sources import PointSources, gaussian_pulses
 
-__all__ = ["DatasetConfig", "simulate_trajectories", "solver_velocity", "SOURCES"]
+__all__ = ["DatasetConfig", "simulate_trajectories", "solver_velocity", "initial_conditions", "fine_solver",
+           "SOURCES"]
 
 SOURCES = ("pulse", "ricker")
 
@@ -207,6 +208,42 @@ def solver_velocity(config: DatasetConfig, seed: int, indices: Sequence[int]) ->
     return np.stack([_draw(config, seed, i)[0] for i in indices])
 
 
+def initial_conditions(
+    config: DatasetConfig, seed: int, indices: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """Velocity models ``(N, grid, grid)`` (float32 values), initial displacements
+    ``(N, grid, grid)`` (float64; zero for Ricker sources) and the source parameters
+    of trajectories ``indices``, on the solver's grid; the initial velocity is zero."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    draws = [_draw(config, seed, i) for i in indices]
+    if not draws:
+        raise ValueError("indices must not be empty")
+    velocity = np.stack([c for c, _ in draws])
+    if config.source == "pulse":
+        grid = Grid.for_shape((config.grid, config.grid), config.h)
+        u0 = np.stack([gaussian_pulses(grid, s["centers"], s["widths"], s["amplitudes"])[0] for _, s in draws])
+    else:
+        u0 = np.zeros_like(velocity, dtype=np.float64)
+    return velocity, u0, [s for _, s in draws]
+
+
+def fine_solver(config: DatasetConfig, velocity: Any, *, coarsen: int = 1,
+                device: torch.device | str | None = "cpu") -> WaveSolver:
+    """The data set's solver for ``velocity`` ``(N, grid, grid)`` on its own grid, or
+    on the grid ``coarsen`` times coarser (every ``coarsen``-th node; ``dt`` grows
+    with ``h``, so the Courant number and the boundaries stay the same; a sponge
+    keeps its width in length units)."""
+    if not isinstance(coarsen, int) or coarsen < 1 or (config.grid - 1) % coarsen:
+        raise ValueError(f"coarsen must be a positive integer dividing grid - 1 = {config.grid - 1}, got {coarsen!r}")
+    c = torch.as_tensor(np.asarray(velocity))[..., ::coarsen, ::coarsen].to(torch.float64)
+    sponge = config.sponge_layer()
+    if sponge is not None and coarsen > 1:
+        sponge = Sponge(max(1, round(sponge.width / coarsen)), sponge.strength)
+    return WaveSolver(c, spacing=config.h * coarsen, dt=config.dt * coarsen, boundary=config.boundary,
+                      sponge=sponge, device=device, dtype=getattr(torch, config.dtype))
+
+
 def simulate_trajectories(
     config: DatasetConfig,
     seed: int,
@@ -220,31 +257,15 @@ def simulate_trajectories(
     Returns ``(frames, velocity)``: float32 arrays ``(N, T, H, W)`` and
     ``(N, H, W)``.  ``progress(n)`` is called as trajectories finish.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    draws = [_draw(config, seed, i) for i in indices]
-    if not draws:
-        raise ValueError("indices must not be empty")
-    velocity = np.stack([c for c, _ in draws])
-    dtype = getattr(torch, config.dtype)
-    solver = WaveSolver(
-        torch.from_numpy(velocity).to(torch.float64),
-        spacing=config.h,
-        dt=config.dt,
-        boundary=config.boundary,
-        sponge=config.sponge_layer(),
-        device=device or "cpu",
-        dtype=dtype,
-    )
-    grid = Grid.for_shape((config.grid, config.grid), config.h)
+    velocity, u0, draws = initial_conditions(config, seed, indices)
+    solver = fine_solver(config, velocity, device=device or "cpu")
     if config.source == "pulse":
-        u0 = np.stack([gaussian_pulses(grid, s["centers"], s["widths"], s["amplitudes"])[0] for _, s in draws])
         source = None
     else:
-        u0 = np.zeros_like(velocity, dtype=np.float64)
-        points = np.stack([s["point"] for _, s in draws])[:, None, :]
-        f0 = np.array([[s["f0"]] for _, s in draws])
+        points = np.stack([s["point"] for s in draws])[:, None, :]
+        f0 = np.array([[s["f0"]] for s in draws])
         source = PointSources(points, f0).bind(solver)
+    dtype = solver.dtype
     frames = solver.run(
         torch.from_numpy(u0).to(dtype),
         steps=config.steps,

@@ -428,12 +428,7 @@ class WaveSolver:
         benchmark times.
         """
         _check_count(steps, "steps", minimum=1)
-        a = self._state(u_prev, "u_prev")
-        b = self._state(u_now, "u_now")
-        if a.shape != b.shape:
-            raise ValueError(f"u_prev and u_now must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-        B = a.shape[0] if self.batch == 1 else self.batch
-        a, b = a.expand(B, *self.grid.shape), b.expand(B, *self.grid.shape)
+        a, b, B = self._pair(u_prev, u_now)
         if self.backend == "kernel" and (chunk is None or chunk >= B):
             # one chunk: the op steps the stepper's own buffers in place; hand them out
             # instead of copying them (with few steps per call on large batches the copies
@@ -522,6 +517,46 @@ class WaveSolver:
         return out
 
     @_one_thread
+    def snapshots(
+        self,
+        u_prev: Any,
+        u_now: Any,
+        intervals: int,
+        *,
+        every: int,
+        chunk: int | None = None,
+    ) -> torch.Tensor:
+        """Continue the state ``(u^{n-1}, u^n)`` (consecutive solver steps) without a source.
+
+        Returns the snapshots at steps ``n + every, ..., n + intervals * every``
+        as ``(B, intervals, H, W)``, stepping one set of buffers through all of
+        them (damped solvers included: two consecutive states are the whole state).
+        """
+        _check_count(intervals, "intervals", minimum=1)
+        _check_count(every, "every", minimum=1)
+        a, b, B = self._pair(u_prev, u_now)
+        out = torch.empty(B, intervals, *self.grid.shape, dtype=self.dtype, device=self.device)
+
+        def step_chunk(sl: slice) -> None:
+            stepper = self._stepper(sl, sl.stop - sl.start)
+            stepper.load(a[sl], b[sl])
+            for j in range(intervals):
+                stepper.advance(every)
+                out[sl, j] = stepper.now()
+
+        self._map_chunks(B, chunk, step_chunk)
+        return out
+
+    def _pair(self, u_prev: Any, u_now: Any) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Two checked states expanded to the solver's batch, and that batch."""
+        a = self._state(u_prev, "u_prev")
+        b = self._state(u_now, "u_now")
+        if a.shape != b.shape:
+            raise ValueError(f"u_prev and u_now must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+        B = a.shape[0] if self.batch == 1 else self.batch
+        return a.expand(B, *self.grid.shape), b.expand(B, *self.grid.shape), B
+
+    @_one_thread
     def advance(
         self,
         u_prev: Any,
@@ -548,29 +583,21 @@ class WaveSolver:
         """
         _check_count(intervals, "intervals", minimum=1)
         _check_count(every, "every", minimum=1)
-        a = self._state(u_prev, "u_prev")
-        b = self._state(u_now, "u_now")
-        if a.shape != b.shape:
-            raise ValueError(f"u_prev and u_now must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-        if every > 1 and self.damped:
+        if every == 1:
+            return self.snapshots(u_prev, u_now, intervals, every=1, chunk=chunk)
+        a, b, B = self._pair(u_prev, u_now)
+        if self.damped:
             raise ValueError(
                 "advance: two snapshots more than one step apart do not determine the state of a damped "
                 f"solver (boundary {self.boundary.spec()!r}, sponge {self.sponge}); use every=1 snapshots, "
                 "a 'neumann'/'dirichlet' boundary, or restart with run()"
             )
-        B = a.shape[0] if self.batch == 1 else self.batch
-        a, b = a.expand(B, *self.grid.shape), b.expand(B, *self.grid.shape)
         out = torch.empty(B, intervals, *self.grid.shape, dtype=self.dtype, device=self.device)
+
         def continue_chunk(sl: slice) -> None:
             stepper = self._stepper(sl, sl.stop - sl.start)
             prev, now = a[sl], b[sl]
             for j in range(intervals):
-                if every == 1:
-                    if j == 0:
-                        stepper.load(prev, now)
-                    stepper.advance(1)
-                    out[sl, j] = stepper.now()
-                    continue
                 stepper.load(now, self._first(now, None, None, sl))
                 stepper.advance(every - 1)
                 out[sl, j] = (2 * stepper.now() - prev) * self._free
