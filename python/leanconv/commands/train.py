@@ -25,6 +25,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--levels", type=int, default=C.levels, help=f"U-Net levels (default {C.levels})")
     p.add_argument("--t-in", type=int, default=C.t_in, help=f"input snapshots (default {C.t_in})")
     p.add_argument("--t-out", type=int, default=C.t_out, help=f"snapshots predicted per call (default {C.t_out})")
+    p.add_argument("--base", default=C.base, choices=["last", "fe"],
+                   help="what the network corrects: the last frame, or the coarse FE solver's step on the frames' "
+                        f"own grid (default {C.base})")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         data=args.data, out=args.out, model=args.model, conv=args.conv, rank=args.rank, width=args.width,
         levels=args.levels, t_in=args.t_in, t_out=args.t_out, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, grad_clip=args.grad_clip or None, unroll=args.unroll, seed=args.seed, device=args.device, amp=args.amp,
-        progress=not args.quiet,
+        progress=not args.quiet, base=args.base,
     )
     try:
         summary = train(cfg, resume=args.resume)

@@ -15,9 +15,10 @@ from torch import nn
 
 from .registry import register_model
 
-__all__ = ["CONV_KINDS", "make_conv", "WaveUNet2d", "WaveUNet3d"]
+__all__ = ["CONV_KINDS", "BASES", "make_conv", "WaveUNet2d", "WaveUNet3d"]
 
 CONV_KINDS = ("dense", "factorized", "large_kernel")
+BASES = ("last", "fe")
 
 
 def _check_kind(conv: str) -> None:
@@ -37,8 +38,10 @@ def make_conv(
     """A 'same'-padded 2-D convolution of the requested kind.
 
     - ``dense``: ``nn.Conv2d(in, out, k)``;
-    - ``factorized``: ``leanconv.nn.FactorizedConv2d(in, out, k, rank=rank)``
-      (one-way factorized CP kernel; ``rank`` an int or a parameter ratio);
+    - ``factorized``: ``leanconv.nn.FactorizedConv2d(in, out, k, rank=rank, recompute=True)``
+      (one-way factorized CP kernel; ``rank`` an int or a parameter ratio; the
+      R-channel intermediates are recomputed in backward, so training needs no
+      more activation memory than the dense variant);
     - ``large_kernel``: a depthwise ``large_kernel`` x ``large_kernel``
       ``leanconv.nn.DepthwiseConv2d`` followed by a 1x1 ``nn.Conv2d``.
     """
@@ -52,7 +55,8 @@ def make_conv(
 
         if rank is None:
             raise ValueError("conv='factorized' needs rank (an int, or a float ratio in (0, 1])")
-        return FactorizedConv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, rank=rank)
+        return FactorizedConv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, rank=rank,
+                                recompute=True)
     from ..nn import DepthwiseConv2d
 
     if large_kernel < 1 or large_kernel % 2 == 0:
@@ -150,7 +154,15 @@ class WaveUNet2d(_Normalization):
     ``levels`` resolution levels (inputs whose H or W is not a multiple of
     2**(levels-1) are padded with edge values and the output cropped),
     ``width`` channels at the top level, doubling per level.  With
-    ``residual=True`` the network predicts the change from the last input frame.
+    ``residual=True`` the network predicts the change from its base:
+
+    - ``base="last"``: the last input frame;
+    - ``base="fe"``: the coarse FE solver's continuation of the last two
+      frames on the frames' own grid (:class:`~leanconv.models.wave_prior.CoarseWaveStep`,
+      built from ``prior = dict(spacing=, snapshot_dt=, substeps=, boundary=)``,
+      which the trainer reads off the data set); the network sees those
+      ``t_out`` frames as extra inputs and learns their correction (its last
+      layer starts at zero, so an untrained model is the coarse solver).
     """
 
     def __init__(
@@ -164,19 +176,34 @@ class WaveUNet2d(_Normalization):
         kernel_size: int = 3,
         large_kernel: int = 13,
         residual: bool = True,
+        base: str = "last",
+        prior: dict | None = None,
     ) -> None:
         super().__init__()
         _check_positive(t_in=t_in, t_out=t_out, width=width, levels=levels)
         _check_kind(conv)
-        self.t_in, self.t_out, self.levels, self.residual = t_in, t_out, levels, residual
+        if base not in BASES:
+            raise ValueError(f"base must be one of {BASES}, got {base!r}")
+        self.prior = None
+        if base == "fe":
+            if t_in < 2 or not residual:
+                raise ValueError(f"base='fe' needs t_in >= 2 and residual=True, got t_in={t_in}, residual={residual}")
+            if not isinstance(prior, dict):
+                raise ValueError("base='fe' needs prior=dict(spacing=, snapshot_dt=, substeps=, boundary=), "
+                                 f"got {prior!r}")
+            from .wave_prior import CoarseWaveStep
+
+            self.prior = CoarseWaveStep(**prior)
+        self.t_in, self.t_out, self.levels, self.residual, self.base = t_in, t_out, levels, residual, base
         self.config = dict(t_in=t_in, t_out=t_out, width=width, levels=levels, conv=conv, rank=rank,
-                           kernel_size=kernel_size, large_kernel=large_kernel, residual=residual)
+                           kernel_size=kernel_size, large_kernel=large_kernel, residual=residual, base=base,
+                           prior=prior)
 
         def make(cin, cout):
             return make_conv(conv, cin, cout, kernel_size, rank=rank, large_kernel=large_kernel)
 
         widths = [width * 2**i for i in range(levels)]
-        self.stem = nn.Conv2d(t_in + 1, width, 1)
+        self.stem = nn.Conv2d(t_in + 1 + (t_out if base == "fe" else 0), width, 1)
         self.down = nn.ModuleList(
             _Block(make, widths[max(i - 1, 0)], widths[i]) for i in range(levels)
         )
@@ -184,6 +211,9 @@ class WaveUNet2d(_Normalization):
             _Block(make, widths[i + 1] + widths[i], widths[i]) for i in reversed(range(levels - 1))
         )
         self.head = nn.Conv2d(width, t_out, 1)
+        if base == "fe":
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def forward(self, frames: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
         if frames.dim() != 4 or frames.shape[1] != self.t_in:
@@ -195,7 +225,12 @@ class WaveUNet2d(_Normalization):
             )
         u = frames / self.u_scale
         c = (velocity - self.c_mean) / self.c_scale
-        x = self.stem(_pad_to_multiple(torch.cat([u, c], dim=1), 2 ** (self.levels - 1)))
+        inputs = [u, c]
+        base = u[:, -1:]
+        if self.prior is not None:
+            base = self.prior(frames[:, -2], frames[:, -1], velocity, self.t_out) / self.u_scale
+            inputs.append(base)
+        x = self.stem(_pad_to_multiple(torch.cat(inputs, dim=1), 2 ** (self.levels - 1)))
         skips = []
         for i, block in enumerate(self.down):
             if i > 0:
@@ -206,7 +241,7 @@ class WaveUNet2d(_Normalization):
             x = block(_upsample2_cat(x, skip))
         out = self.head(x)[..., : u.shape[-2], : u.shape[-1]]
         if self.residual:
-            out = out + u[:, -1:]
+            out = out + base
         return out * self.u_scale
 
 

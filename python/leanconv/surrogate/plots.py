@@ -1,7 +1,7 @@
 """Figures of a surrogate comparison (PNG, matplotlib, no display needed)."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,19 +16,22 @@ def _pyplot():
     return plt
 
 
-def plot_nrmse(curves: Mapping[str, Sequence[float]], path: str | Path, title: str = "") -> Path:
-    """nRMSE against rollout step, one line per model (log scale)."""
+def plot_nrmse(curves: Mapping[str, Sequence[float]], path: str | Path, title: str = "",
+               dashed: Collection[str] = ()) -> Path:
+    """nRMSE against rollout step, one line per model (log scale); the curves named
+    in ``dashed`` (baselines) are drawn dashed."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     for name, values in curves.items():
         steps = np.arange(1, len(values) + 1)
-        ax.plot(steps, values, marker="o", ms=3, label=name)
+        style = dict(ls="--", marker="s", ms=2.5, lw=1.2) if name in dashed else dict(marker="o", ms=3)
+        ax.plot(steps, values, label=name, **style)
     ax.set_yscale("log")
     ax.set_xlabel("rollout step (snapshot intervals)")
     ax.set_ylabel("nRMSE")
     ax.set_title(title or "Rollout error")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)

@@ -23,11 +23,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._io import atomic_torch_save, atomic_write_text
-from .data import normalization_stats, open_split
+from .data import normalization_stats, open_data, open_split
 from .memory import training_step_peak_bytes
 from .rollout import predict
 
-__all__ = ["TrainConfig", "train", "build_model", "count_parameters", "load_model"]
+__all__ = ["TrainConfig", "train", "build_model", "count_parameters", "load_model", "prior_settings", "resolve"]
 
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
@@ -58,12 +58,38 @@ class TrainConfig:
     amp: bool = False
     checkpoint_every_s: float = 60.0
     progress: bool = True
+    base: str = "last"               # "fe": learn a correction of the coarse FE step (see WaveUNet2d)
+    prior: dict | None = None        # the coarse step's settings, read off the data set when None
 
     def model_kwargs(self) -> dict[str, Any]:
         kw = dict(t_in=self.t_in, t_out=self.t_out, width=self.width, levels=self.levels, conv=self.conv)
         if self.conv == "factorized":
             kw["rank"] = self.rank
+        if self.base != "last":
+            kw.update(base=self.base, prior=self.prior)
         return kw
+
+
+def prior_settings(data: Any) -> dict[str, Any]:
+    """Settings of the coarse FE step on a data set's frame grid (``WaveUNet2d(base="fe", prior=...)``):
+    the frames' spacing, the snapshot interval, and as many steps per interval as keep the
+    data set's Courant number (``every / coarsen``, rounded up)."""
+    wd = open_data(data)
+    st = wd.settings
+    boundary = st["boundary"]
+    if boundary not in ("neumann", "dirichlet") or st.get("sponge"):
+        raise ValueError(f"base='fe' needs a data set with 'neumann' or 'dirichlet' sides and no sponge, "
+                         f"this one has boundary={boundary!r}, sponge={st.get('sponge')}")
+    k = int(st.get("coarsen", 1))
+    return {"spacing": float(st["spacing"]) * k, "snapshot_dt": float(st["snapshot_dt"]),
+            "substeps": -(-int(st["every"]) // k), "boundary": boundary}
+
+
+def resolve(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with the settings it derives from its data set filled in (the coarse step's ``prior``)."""
+    if cfg.base == "fe" and cfg.prior is None:
+        return dataclasses.replace(cfg, prior=prior_settings(cfg.data))
+    return cfg
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -89,7 +115,7 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> tuple[nn.Module,
 
 # settings a resumed run must share with its checkpoint (device, progress, ... may change)
 RESUME_KEYS = ("model", "conv", "rank", "width", "levels", "t_in", "t_out", "unroll", "batch_size", "seed",
-               "epochs", "lr", "weight_decay", "grad_clip")
+               "epochs", "lr", "weight_decay", "grad_clip", "base", "prior")
 
 
 def changed_settings(saved: dict[str, Any], cfg: TrainConfig, keys: Any = None) -> list[tuple[str, Any, Any]]:
@@ -207,6 +233,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     ``checkpoint_every_s`` seconds and on Ctrl-C) and ``model.pt`` at the end.
     ``resume=True`` continues from ``checkpoint.pt`` with identical results.
     """
+    cfg = resolve(cfg)
     out = Path(cfg.out)
     dd = _Dist(cfg.device)
     device = torch.device(cfg.device if not cfg.device.startswith("cuda") or not dd.enabled

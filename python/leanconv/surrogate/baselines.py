@@ -1,0 +1,177 @@
+"""Equal-accuracy baselines: the FE solver itself on the grids between the frames and the data set's own.
+
+A surrogate that steps on 33 x 33 frames must be compared with the FE solver
+at the accuracy the surrogate reaches, not only with the solver on the data
+set's (much finer) grid.  For every test window this module restarts the
+data set's solver on each grid coarser than its own by a factor ``k`` that
+divides both the frame coarsening and ``every`` (257, 129, 65, 33 for the
+demo): the same velocity model sampled at the coarse nodes, ``dt`` ``k``
+times larger (the same Courant number), the same sides, and as the starting
+state the exact solution at the window's last input frame - the fine
+solver's states at steps ``n - k`` and ``n``, sampled at the coarse nodes
+(trajectories are regenerated from ``(config, seed, index)``).  On the frame
+grid these are the frames the surrogate sees, plus the state one coarse step
+before the last one.  Each grid's snapshots are scored on the frame nodes
+against the stored frames, exactly as the surrogates are.
+
+:func:`speed_at_equal_accuracy` turns the table into one figure per
+surrogate: the cost of the cheapest FE grid that is at least as accurate,
+divided by the surrogate's cost (log-log interpolation between the two grids
+that bracket the surrogate's error).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["FEGrid", "FEBaselines", "fe_grids", "speed_at_equal_accuracy"]
+
+
+@dataclass(frozen=True)
+class FEGrid:
+    """One baseline grid: ``factor`` times coarser than the data set's solver grid."""
+
+    factor: int
+    nodes: int      # nodes per side
+    every: int      # solver steps per snapshot interval on this grid
+    sample: int     # every ``sample``-th node of this grid is a frame node
+
+    @property
+    def label(self) -> str:
+        return f"FE {self.nodes}x{self.nodes}"
+
+
+def fe_grids(config: Any) -> list[FEGrid]:
+    """The baseline grids of a data set (a :class:`leanconv.wave.DatasetConfig`),
+    coarsest first: every factor ``k`` dividing both ``coarsen`` and ``every``."""
+    ks = [k for k in range(config.coarsen, 0, -1) if config.coarsen % k == 0 and config.every % k == 0]
+    return [FEGrid(k, (config.grid - 1) // k + 1, config.every // k, config.coarsen // k) for k in ks]
+
+
+class FEBaselines:
+    """FE continuations of test windows on every baseline grid.
+
+    Args:
+        data: a :class:`leanconv.wave.WaveData` whose trajectories are source-free
+            (Gaussian pulses): the baselines restart the solver, and a Ricker
+            source would have to be restarted with it.
+        windows: ``(trajectory, last input frame)`` of every window.
+        device: where the baselines step.
+
+    Raises ``ValueError`` when the data set cannot be regenerated this way, or
+    when the regenerated trajectories do not reproduce the stored frames (a
+    data set made by another version of the solver).
+    """
+
+    def __init__(self, data: Any, windows: Sequence[tuple[int, int]], device: Any = "cpu") -> None:
+        from ..wave.generate import fine_solver, initial_conditions
+
+        self.config = config = data.config
+        if config.source != "pulse":
+            raise ValueError(f"FE baselines need source-free trajectories (source='pulse'), this data set has "
+                             f"source={config.source!r}")
+        if not windows:
+            raise ValueError("windows must not be empty")
+        self.device = torch.device(device)
+        self.grids = fe_grids(config)
+        self.windows = [(int(i), int(f)) for i, f in windows]
+        trajs = sorted({i for i, _ in self.windows})
+        row = {t: r for r, t in enumerate(trajs)}
+        velocity, u0, _ = initial_conditions(config, int(data.meta["seed"]), trajs)
+        solver = fine_solver(config, velocity, device=self.device)
+        steps = {f * config.every for _, f in self.windows}
+        wanted = {abs(n - g.factor) for n in steps for g in self.grids} | steps
+        if any(n < g.factor for n in steps for g in self.grids) and solver.damped:
+            raise ValueError("FE baselines: a window that starts at frame 0 of a damped data set has no earlier state")
+        states = _states_at(solver, torch.from_numpy(u0), sorted(wanted))
+        idx = torch.tensor([row[i] for i, _ in self.windows])
+        self._velocity = velocity[idx.numpy()]
+        self._start: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        for g in self.grids:
+            k = g.factor
+            prev = torch.stack([states[abs(f * config.every - k)][row[i], ::k, ::k] for i, f in self.windows])
+            now = torch.stack([states[f * config.every][row[i], ::k, ::k] for i, f in self.windows])
+            self._start[k] = (prev.contiguous(), now.contiguous())
+        self._solvers = {g.factor: fine_solver(config, self._velocity, coarsen=g.factor, device=self.device)
+                         for g in self.grids}
+        self._check_reproduced(data)
+
+    def _check_reproduced(self, data: Any) -> None:
+        """The regenerated state on the frame nodes must be the stored frame."""
+        k = self.grids[0].factor
+        now = self._start[k][1][:, :: self.grids[0].sample, :: self.grids[0].sample].float().cpu()
+        stored = torch.stack([torch.from_numpy(np.array(data.frames(i, f, f + 1)[0])) for i, f in self.windows])
+        scale = float(stored.abs().max()) or 1.0
+        err = float((now - stored).abs().max()) / scale
+        if err > 1e-4:
+            raise ValueError(f"FE baselines: the regenerated trajectories differ from the stored frames by {err:.3g} "
+                             "(relative); the data set was made by another version of the solver")
+
+    def rollout(self, grid: FEGrid, steps: int) -> torch.Tensor:
+        """Snapshots ``1..steps`` after each window's last input frame on ``grid``,
+        sampled at the frame nodes: ``(B, steps, H, W)``."""
+        prev, now = self._start[grid.factor]
+        out = self._solvers[grid.factor].snapshots(prev, now, steps, every=grid.every)
+        return out[..., :: grid.sample, :: grid.sample]
+
+    def timed_call(self, grid: FEGrid, steps: int, batch: int) -> Callable[[], Any]:
+        """A function that runs the first ``batch`` windows ``steps`` intervals on ``grid``
+        (what :func:`rollout` does, without the sampling), for timing."""
+        from ..wave.generate import fine_solver
+
+        prev, now = (t[:batch] for t in self._start[grid.factor])
+        solver = fine_solver(self.config, self._velocity[:batch], coarsen=grid.factor, device=self.device)
+        return lambda: solver.snapshots(prev, now, steps, every=grid.every)
+
+
+def _states_at(solver: Any, u0: torch.Tensor, wanted: Sequence[int]) -> dict[int, torch.Tensor]:
+    """The solver's states at the (sorted) steps ``wanted``, from ``u0`` at rest."""
+    prev = u0.to(device=solver.device, dtype=solver.dtype)
+    now = solver.first_step(prev)
+    out, done = {}, 1
+    for n in wanted:
+        if n == 0:
+            out[n] = prev.clone()
+            continue
+        if n > done:
+            prev, now = solver.march(prev, now, n - done)
+            done = n
+        out[n] = now.clone()
+    return out
+
+
+def speed_at_equal_accuracy(fe: Sequence[tuple[str, float, float]], error: float, cost: float) -> dict[str, Any]:
+    """How much cheaper than the FE solver at the same accuracy a model is.
+
+    ``fe``: ``(label, error, cost)`` of the FE solver on each grid; ``error``
+    and ``cost``: the model's.  The FE cost at the model's error is the cost of
+    the cheapest grid at least as accurate, interpolated (``log cost`` linear
+    in ``log error``) towards the next cheaper grid when that one is less
+    accurate than the model.  Returns ``ratio`` (FE cost / model cost; above 1:
+    the model is faster at equal accuracy), ``fe_cost``, ``grids`` (the one or
+    two grids used) and ``bound``: ``'upper'`` when even the cheapest grid is
+    more accurate than the model (FE at the model's error would be cheaper
+    still, so the ratio is an upper bound), else ``None``.
+    """
+    if not (cost > 0 and math.isfinite(cost)):
+        raise ValueError(f"cost must be a positive number, got {cost!r}")
+    rows = sorted(fe, key=lambda r: r[2])
+    good = [r for r in rows if r[1] <= error]
+    if not good:
+        return {"ratio": None, "fe_cost": None, "grids": [], "bound": None}
+    a = good[0]
+    cheaper = [r for r in rows if r[2] < a[2] and r[1] > error]
+    if not cheaper:
+        return {"ratio": a[2] / cost, "fe_cost": a[2], "grids": [a[0]],
+                "bound": "upper" if a[1] < error and a is rows[0] else None}
+    b = cheaper[-1]
+    if a[1] <= 0 or error <= 0:
+        return {"ratio": a[2] / cost, "fe_cost": a[2], "grids": [b[0], a[0]], "bound": "upper"}
+    t = (math.log(error) - math.log(a[1])) / (math.log(b[1]) - math.log(a[1]))
+    fe_cost = math.exp(math.log(a[2]) + t * (math.log(b[2]) - math.log(a[2])))
+    return {"ratio": fe_cost / cost, "fe_cost": fe_cost, "grids": [b[0], a[0]], "bound": None}
