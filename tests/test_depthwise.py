@@ -305,8 +305,9 @@ def test_bad_input_errors_name_the_argument(device):
     x = torch.randn(2, 4, 10, 10, device=device)
     w = torch.randn(4, 1, 3, 3, device=device)
     conv = lops.depthwise_conv2d
-    _raises("input must be 4-D", lambda: conv(x[0], w))
-    _raises("input must be 5-D", lambda: lops.depthwise_conv3d(x, w))
+    _raises(r"input must be \(N, C, H, W\) or \(C, H, W\)", lambda: conv(x[0, 0], w))
+    _raises(r"weight must have shape \(C, 1, kD, kH, kW\)", lambda: lops.depthwise_conv3d(x, w))
+    _raises(r"weight must have shape \(C, 1, kH, kW\)", lambda: conv(x, torch.randn(4, 1, 3, 3, 3, device=device)))
     _raises("input must be 4-D", lambda: ops.depthwise_conv(x[0], w, None, [1], [0], [1]))
     _raises(r"weight must have shape \(C, 1", lambda: conv(x, torch.randn(4, 2, 3, 3, device=device)))
     _raises("input channels = 4", lambda: conv(x, torch.randn(5, 1, 3, 3, device=device)))

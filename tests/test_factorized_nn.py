@@ -213,7 +213,7 @@ def test_bad_input_and_read_only_weight():
     m = FactorizedConv2d(4, 4, 3, rank=2)
     with pytest.raises(ValueError, match="in_channels = 4"):
         m(torch.randn(1, 3, 8, 8))
-    with pytest.raises(ValueError, match="must be 4-D"):
+    with pytest.raises(ValueError, match=r"must be \(N, C, H, W\) or \(C, H, W\)"):
         m(torch.randn(1, 4, 8, 8, 8))
     with pytest.raises(AttributeError, match="read-only"):
         m.weight = nn.Parameter(torch.randn(4, 4, 3, 3))

@@ -4,8 +4,11 @@
 // and writes the tensors through their strides: NCHW, channels_last and any
 // other layout are handled without copies.
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
+
+#include <cmath>
 
 #include "cpu/depthwise_kernel.h"
 #include "ops/depthwise.h"
@@ -79,6 +82,55 @@ void check_weight_for(const at::Tensor& weight, const at::Tensor& like, int64_t 
   check_cpu(weight, "weight");
 }
 
+// A non-finite weight tap times the zero padding is NaN.  The kernels add every tap over a
+// zero-padded halo, so a NaN (or inf) tap would spread over the whole plane of its channel,
+// where PyTorch's convolution adds only the taps that meet an output: that rare case takes
+// PyTorch's path (the same values elsewhere, slower).  The gradient of the explicitly padded
+// input, cropped, is the gradient of the input for any (before, after) padding.
+// `w` is a contiguous float or double weight (a few hundred values): a plain loop is much
+// cheaper than isfinite().all().item() on every call.
+bool all_finite(const at::Tensor& w) {
+  bool ok = true;
+  AT_DISPATCH_FLOATING_TYPES(w.scalar_type(), "all_finite", [&] {
+    const scalar_t* v = w.const_data_ptr<scalar_t>();
+    for (int64_t i = 0, n = w.numel(); i < n; ++i) ok &= std::isfinite(v[i]);
+  });
+  return ok;
+}
+
+// Forward with a non-finite weight tap (see backward_input_by_aten): PyTorch's convolution
+// skips the taps that fall on symmetric padding; asymmetric padding is what a user of
+// nn.Conv2d writes as F.pad + conv, so it is padded explicitly here too.
+at::Tensor forward_by_aten(const at::Tensor& input, const at::Tensor& weight,
+                           const std::optional<at::Tensor>& bias, const DepthwiseGeometry& g) {
+  const int64_t n = g.dims;
+  at::Tensor x = input;
+  std::vector<int64_t> pad = g.pad_lo;
+  if (g.pad_lo != g.pad_hi) {
+    std::vector<int64_t> pairs;  // constant_pad_nd wants the last axis first
+    for (int64_t i = n - 1; i >= 0; --i) pairs.insert(pairs.end(), {g.pad_lo[i], g.pad_hi[i]});
+    x = at::constant_pad_nd(input, pairs, 0);
+    pad.assign(n, 0);
+  }
+  const std::vector<int64_t> zeros(n, 0);
+  return at::convolution(x, weight, bias, g.stride, pad, g.dilation, false, zeros, input.size(1))
+      .contiguous(layout_of(input));
+}
+
+at::Tensor backward_input_by_aten(const at::Tensor& grad_output, const at::Tensor& weight,
+                                  c10::IntArrayRef input_size, const DepthwiseGeometry& g) {
+  const int64_t n = g.dims;
+  std::vector<int64_t> padded(input_size.begin(), input_size.end());
+  for (int64_t i = 0; i < n; ++i) padded[2 + i] += g.pad_lo[i] + g.pad_hi[i];
+  const std::vector<int64_t> zeros(n, 0);
+  const at::Tensor shape_only = at::empty(padded, grad_output.options());
+  at::Tensor gx = std::get<0>(at::convolution_backward(
+      grad_output, shape_only, weight, std::nullopt, g.stride, zeros, g.dilation, false, zeros,
+      input_size[1], {true, false, false}));
+  for (int64_t i = 0; i < n; ++i) gx = gx.narrow(2 + i, g.pad_lo[i], input_size[2 + i]);
+  return gx.contiguous(layout_of(grad_output));
+}
+
 at::Tensor depthwise_conv_cpu(const at::Tensor& input, const at::Tensor& weight,
                               const std::optional<at::Tensor>& bias, c10::IntArrayRef stride,
                               c10::IntArrayRef padding, c10::IntArrayRef dilation) {
@@ -91,6 +143,8 @@ at::Tensor depthwise_conv_cpu(const at::Tensor& input, const at::Tensor& weight,
   const auto kt = x.scalar_type();
   const auto ct = compute_type(kt);
   const at::Tensor w = weight.to(ct).contiguous();
+  if (!all_finite(w))
+    return forward_by_aten(input, weight, bias, depthwise_geometry(p.spatial_dims, stride, padding, dilation));
   at::Tensor b;
   if (bias.has_value() && bias->defined()) b = bias->to(ct).contiguous();
   at::Tensor y = at::empty(depthwise_output_shape(p), x.options().memory_format(mf));
@@ -122,6 +176,9 @@ at::Tensor depthwise_conv_backward_input_cpu(const at::Tensor& grad_output,
   const at::Tensor gy = kernel_input(grad_output);
   const auto kt = gy.scalar_type();
   const at::Tensor w = weight.to(compute_type(kt)).contiguous();
+  if (!all_finite(w))
+    return backward_input_by_aten(grad_output, weight, input_size,
+                                  depthwise_geometry(p.spatial_dims, stride, padding, dilation));
   at::Tensor gx = at::empty(input_size, gy.options().memory_format(mf));
   const DwView gyv = view_of(gy), gxv = view_of(gx);
   const DwPlan plan = plan_for(p, kt, DwOp::backward_input, gyv);

@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import torch
+import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops._geometry import padding_pairs, same_padding
+from ..ops._geometry import ntuple, padding_pairs, same_padding
 from ..ops.depthwise import depthwise_conv
 
 __all__ = ["DepthwiseConv2d", "DepthwiseConv3d"]
+
+# symbolic tracing (torch.fx) records the op as one call instead of tracing through its checks
+torch.fx.wrap("depthwise_conv")
 
 
 class _DepthwiseMixin:
@@ -25,6 +29,20 @@ class _DepthwiseMixin:
             raise ValueError(
                 f"{name}: groups must equal in_channels ({self.in_channels}), got {self.groups}"
             )
+        # nn.ConvNd stores these as given; check them now (numpy integers become ints), not at forward time
+        n = len(self.kernel_size)
+        try:
+            for arg in ("kernel_size", "stride", "dilation"):
+                values = tuple(ntuple(getattr(self, arg), n, arg))
+                if any(v < 1 for v in values):
+                    raise ValueError(f"{arg} must be >= 1, got {getattr(self, arg)!r}")
+                setattr(self, arg, values)
+            if not isinstance(self.padding, str):
+                self.padding = tuple(ntuple(self.padding, n, "padding"))
+                if any(v < 0 for v in self.padding):
+                    raise ValueError(f"padding must be >= 0, got {self.padding!r}")
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
 
     def _pairs(self) -> list[int]:
         n = len(self.kernel_size)

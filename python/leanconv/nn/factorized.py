@@ -36,14 +36,16 @@ bias is drawn like nn.ConvNd's, U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Sequence
 
 import torch
+import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops._geometry import padding_pairs, same_padding
+from ..ops._geometry import ntuple, padding_pairs, same_padding
 from ..ops.factorized import factorized_conv
 from . import _decompose
 
@@ -54,20 +56,30 @@ _FACTORIZATIONS = ("cp", "spatial")
 
 
 def _tuple(value, n: int, name: str, owner: str, minimum: int = 1) -> tuple[int, ...]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        values = (value,) * n
-    else:
-        try:
-            values = tuple(value)
-        except TypeError:
-            values = ()
-        if len(values) == 1:
-            values = values * n
-    if len(values) != n or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        raise ValueError(f"{owner}: {name} must be an int or a tuple of {n} ints, got {value!r}")
+    """``value`` (an int, an integer scalar such as ``numpy.int64``, or a sequence of
+    them) as ``n`` Python ints >= ``minimum``."""
+    try:
+        values = tuple(ntuple(value, n, name))
+    except ValueError:
+        raise ValueError(f"{owner}: {name} must be an int or a tuple of {n} ints, got {value!r}") from None
     if any(v < minimum for v in values):
         raise ValueError(f"{owner}: {name} must be >= {minimum}, got {value!r}")
     return values
+
+
+def _checked_input(input: torch.Tensor, in_channels: int, dims: int, owner: str) -> torch.Tensor:
+    """``input`` if it is batched ``(N, C, ...)`` or unbatched ``(C, ...)`` with
+    ``C = in_channels`` and ``dims`` spatial axes (a leaf of ``torch.fx`` traces)."""
+    if input.dim() not in (dims + 1, dims + 2) or input.shape[-dims - 1] != in_channels:
+        shape = "(N, C, H, W) or (C, H, W)" if dims == 2 else "(N, C, D, H, W) or (C, D, H, W)"
+        raise ValueError(f"{owner}: input must be {shape} with C = in_channels = {in_channels}, "
+                         f"got shape {tuple(input.shape)}")
+    return input
+
+
+# symbolic tracing records these as calls instead of tracing through their checks
+torch.fx.wrap("_checked_input")
+torch.fx.wrap("factorized_conv")
 
 
 def factorized_param_count(in_channels: int, out_channels: int, kernel_size: Sequence[int], rank: int,
@@ -83,6 +95,10 @@ def resolve_rank(rank: int | float, in_channels: int, out_channels: int, kernel_
     """The integer rank for ``rank``: an int >= 1 as is, or a float in (0, 1] taken as
     the fraction of the dense weight count to keep (R = max(1, floor(ratio * dense /
     params per rank)))."""
+    if isinstance(rank, numbers.Integral) and not isinstance(rank, bool):
+        rank = int(rank)  # numpy integers too
+    elif isinstance(rank, numbers.Real) and not isinstance(rank, bool):
+        rank = float(rank)
     if isinstance(rank, bool) or not isinstance(rank, (int, float)):
         raise ValueError(f"{owner}: rank must be an int >= 1 or a float in (0, 1], got {rank!r}")
     if isinstance(rank, int):
@@ -261,13 +277,8 @@ class _FactorizedConvNd(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        name, n = type(self).__name__, self._dims
-        if input.dim() != n + 2 or input.shape[1] != self.in_channels:
-            shape = "(N, C, H, W)" if n == 2 else "(N, C, D, H, W)"
-            raise ValueError(
-                f"{name}: input must be {n + 2}-D {shape} with C = in_channels = {self.in_channels}, "
-                f"got shape {tuple(input.shape)}"
-            )
+        n = self._dims
+        input = _checked_input(input, self.in_channels, n, type(self).__name__)
         pairs = self._padding_pairs()
         if self.padding_mode != "zeros":
             pad = [p for i in reversed(range(n)) for p in (pairs[2 * i], pairs[2 * i + 1])]
@@ -296,7 +307,9 @@ class _FactorizedConvNd(nn.Module):
             s += f", padding_mode={self.padding_mode!r}"
         if self.recompute:
             s += ", recompute=True"
-        return s + f", rank={self.rank}, factorization={self.factorization!r} ({self.compression:.3g}x fewer weights)"
+        ratio = self.compression
+        size = f"{ratio:.3g}x fewer weights" if ratio >= 1 else f"{1 / ratio:.3g}x more weights than dense"
+        return s + f", rank={self.rank}, factorization={self.factorization!r} ({size})"
 
     # ------------------------------------------------------------------ conversions
     def to_dense(self) -> nn.Module:

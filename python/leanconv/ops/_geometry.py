@@ -1,17 +1,37 @@
 """Normalisation of stride / padding / dilation arguments shared by the ops."""
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+
+def as_int(value: Any, name: str) -> int:
+    """``value`` as a Python int: ints and integer scalars (``numpy.int64``, a 0-d integer
+    tensor) are accepted, as ``nn.Conv2d`` accepts them; bools, floats and others raise."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValueError(f"{name} must hold ints, got {value!r} ({type(value).__name__})")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must hold ints, got {value!r} ({type(value).__name__})") from None
+
+
+def _values(value: Any, name: str) -> list[int]:
+    if isinstance(value, str):
+        raise ValueError(f"{name} must be an int or a sequence of ints, got {value!r}")
+    values = list(value) if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") else [value]
+    return [as_int(v, name) for v in values]
 
 
 def ntuple(value: int | Sequence[int], n: int, name: str) -> list[int]:
     """``value`` as a list of ``n`` ints (a single int is repeated)."""
-    if isinstance(value, int):
-        return [value] * n
-    values = list(value)
+    values = _values(value, name)
     if len(values) == 1:
         return values * n
-    if len(values) != n or not all(isinstance(v, int) for v in values):
+    if len(values) != n:
         raise ValueError(f"{name} must be an int or a sequence of {n} ints, got {value!r}")
     return values
 
@@ -22,24 +42,28 @@ def padding_pairs(padding: int | Sequence[int], n: int) -> list[int]:
     Accepts an int, ``n`` ints (symmetric per axis) or ``2 * n`` ints given as
     (before, after) pairs per axis in (D,) H, W order.
     """
-    if isinstance(padding, int):
-        values = [padding] * n
-    else:
-        values = list(padding)
+    values = _values(padding, "padding")
     if len(values) == 1:
         values = values * n
     if len(values) == n:
-        out = [v for v in values for _ in range(2)]
-    elif len(values) == 2 * n:
-        out = values
-    else:
-        raise ValueError(
-            f"padding must be an int, {n} ints (one per spatial axis) or {2 * n} ints "
-            f"((before, after) per axis), got {padding!r}"
-        )
-    if not all(isinstance(v, int) for v in out):
-        raise ValueError(f"padding must hold ints, got {padding!r}")
-    return out
+        return [v for v in values for _ in range(2)]
+    if len(values) == 2 * n:
+        return values
+    raise ValueError(
+        f"padding must be an int, {n} ints (one per spatial axis) or {2 * n} ints "
+        f"((before, after) per axis), got {padding!r}"
+    )
+
+
+def autocast_to(device: torch.device, *tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+    """The tensors in the autocast dtype when autocast is on for ``device``'s type, as
+    torch's convolutions run under autocast (floating tensors are cast; None stays None)."""
+    kind = device.type
+    if not torch.amp.is_autocast_available(kind) or not torch.is_autocast_enabled(kind):
+        return tensors
+    dtype = torch.get_autocast_dtype(kind)
+    return tuple(t.to(dtype) if t is not None and t.is_floating_point() and t.dtype != dtype else t
+                 for t in tensors)
 
 
 def same_padding(kernel_size: Sequence[int], dilation: Sequence[int]) -> list[int]:

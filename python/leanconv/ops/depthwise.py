@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ._geometry import conv_output_size, ntuple, padding_pairs
+from ._geometry import autocast_to, conv_output_size, ntuple, padding_pairs
 
 __all__ = ["depthwise_conv2d", "depthwise_conv3d", "depthwise_conv"]
 
@@ -70,81 +70,153 @@ def _register() -> None:
     def _fake_backward_bias(grad_output):
         return grad_output.new_empty([grad_output.shape[1]])
 
-    ops = torch.ops.leanconv
+    # The ops' autograd (for direct calls of torch.ops.leanconv.*): the same formulas as the
+    # autograd.Functions below, which the Python entry points use.
+    for name, fn in _FUNCTIONS.items():
+        torch.library.register_autograd(lib + name, fn.backward, setup_context=fn.setup_context)
 
-    # forward: y = conv(x, w) + b
-    def _setup_forward(ctx, inputs, output):
+
+# Autograd of the four ops.  Each gradient of a depthwise convolution is again one of the
+# ops, so every formula is differentiable (double backward).  The formulas call the ops through
+# autograd.Functions with setup_context, which torch.func transforms (grad, vmap(grad), jacrev)
+# require: the autograd that torch.library.register_autograd attaches to an op has none.
+
+
+class _DepthwiseConv(torch.autograd.Function):
+    """y = conv(x, w) + b."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input, weight, bias, stride, padding, dilation):
+        return torch.ops.leanconv.depthwise_conv(input, weight, bias, stride, padding, dilation)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
         input, weight, bias, stride, padding, dilation = inputs
         ctx.save_for_backward(input, weight)
         ctx.geometry = (list(stride), list(padding), list(dilation))
         ctx.has_bias = bias is not None
 
-    def _backward_forward(ctx, grad):
+    @staticmethod
+    def backward(ctx, grad):
+        ops = torch.ops.leanconv
         input, weight = ctx.saved_tensors
         stride, padding, dilation = ctx.geometry
         gi = gw = gb = None
         if ctx.needs_input_grad[0]:
-            gi = ops.depthwise_conv_backward_input(grad, weight, list(input.shape), stride, padding, dilation)
+            gi = _call(_BackwardInput, ops.depthwise_conv_backward_input, grad,
+                       weight, list(input.shape), stride, padding, dilation)
         if ctx.needs_input_grad[1]:
-            gw = ops.depthwise_conv_backward_weight(grad, input, list(weight.shape[2:]), stride, padding, dilation)
+            gw = _call(_BackwardWeight, ops.depthwise_conv_backward_weight, grad,
+                       input, list(weight.shape[2:]), stride, padding, dilation)
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            gb = ops.depthwise_conv_backward_bias(grad)
+            gb = _call(_BackwardBias, ops.depthwise_conv_backward_bias, grad)
         return gi, gw, gb, None, None, None
 
-    torch.library.register_autograd(lib + "depthwise_conv", _backward_forward, setup_context=_setup_forward)
 
-    # gx = conv^T(gy, w): linear in gy (adjoint: forward conv) and in w.
-    def _setup_backward_input(ctx, inputs, output):
+class _BackwardInput(torch.autograd.Function):
+    """gx = conv^T(gy, w): linear in gy (its adjoint is the forward conv) and in w."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(grad_output, weight, input_size, stride, padding, dilation):
+        return torch.ops.leanconv.depthwise_conv_backward_input(grad_output, weight, input_size, stride, padding,
+                                                                dilation)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
         grad_output, weight, input_size, stride, padding, dilation = inputs
         ctx.save_for_backward(grad_output, weight)
         ctx.geometry = (list(stride), list(padding), list(dilation))
 
-    def _backward_backward_input(ctx, grad):
+    @staticmethod
+    def backward(ctx, grad):
+        ops = torch.ops.leanconv
         grad_output, weight = ctx.saved_tensors
         stride, padding, dilation = ctx.geometry
         g_gy = g_w = None
         if ctx.needs_input_grad[0]:
-            g_gy = ops.depthwise_conv(grad, weight, None, stride, padding, dilation)
+            g_gy = _call(_DepthwiseConv, ops.depthwise_conv, grad, weight, None, stride, padding, dilation)
         if ctx.needs_input_grad[1]:
-            g_w = ops.depthwise_conv_backward_weight(
-                grad_output, grad, list(weight.shape[2:]), stride, padding, dilation
-            )
+            g_w = _call(_BackwardWeight, ops.depthwise_conv_backward_weight, grad_output,
+                        grad, list(weight.shape[2:]), stride, padding, dilation)
         return g_gy, g_w, None, None, None, None
 
-    torch.library.register_autograd(
-        lib + "depthwise_conv_backward_input", _backward_backward_input, setup_context=_setup_backward_input
-    )
 
-    # gw = corr(gy, x): linear in gy (forward conv of x with the cotangent) and in x.
-    def _setup_backward_weight(ctx, inputs, output):
+class _BackwardWeight(torch.autograd.Function):
+    """gw = corr(gy, x): linear in gy (forward conv of x with the cotangent) and in x."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(grad_output, input, kernel_size, stride, padding, dilation):
+        return torch.ops.leanconv.depthwise_conv_backward_weight(grad_output, input, kernel_size, stride, padding,
+                                                                 dilation)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
         grad_output, input, kernel_size, stride, padding, dilation = inputs
         ctx.save_for_backward(grad_output, input)
         ctx.geometry = (list(stride), list(padding), list(dilation))
 
-    def _backward_backward_weight(ctx, grad):
+    @staticmethod
+    def backward(ctx, grad):
+        ops = torch.ops.leanconv
         grad_output, input = ctx.saved_tensors
         stride, padding, dilation = ctx.geometry
         g_gy = g_x = None
         if ctx.needs_input_grad[0]:
-            g_gy = ops.depthwise_conv(input, grad, None, stride, padding, dilation)
+            g_gy = _call(_DepthwiseConv, ops.depthwise_conv, input, grad, None, stride, padding, dilation)
         if ctx.needs_input_grad[1]:
-            g_x = ops.depthwise_conv_backward_input(grad_output, grad, list(input.shape), stride, padding, dilation)
+            g_x = _call(_BackwardInput, ops.depthwise_conv_backward_input, grad_output,
+                        grad, list(input.shape), stride, padding, dilation)
         return g_gy, g_x, None, None, None, None
 
-    torch.library.register_autograd(
-        lib + "depthwise_conv_backward_weight", _backward_backward_weight, setup_context=_setup_backward_weight
-    )
 
-    def _setup_backward_bias(ctx, inputs, output):
+class _BackwardBias(torch.autograd.Function):
+    """gb = sum of gy over all but the channel axis."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(grad_output):
+        return torch.ops.leanconv.depthwise_conv_backward_bias(grad_output)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
         ctx.shape = inputs[0].shape
 
-    def _backward_backward_bias(ctx, grad):
+    @staticmethod
+    def backward(ctx, grad):
         view = [1, -1] + [1] * (len(ctx.shape) - 2)
         return grad.view(view).expand(ctx.shape)
 
-    torch.library.register_autograd(
-        lib + "depthwise_conv_backward_bias", _backward_backward_bias, setup_context=_setup_backward_bias
-    )
+
+_FUNCTIONS = {
+    "depthwise_conv": _DepthwiseConv,
+    "depthwise_conv_backward_input": _BackwardInput,
+    "depthwise_conv_backward_weight": _BackwardWeight,
+    "depthwise_conv_backward_bias": _BackwardBias,
+}
+
+
+def _call(fn: type[torch.autograd.Function], op, *args):
+    """The op ``op``, differentiable: through its autograd.Function ``fn`` under ``torch.func``
+    transforms, else through the op's registered autograd (the Function binds its default
+    arguments with inspect.signature on every call: ~0.1 ms of Python per call)."""
+    if torch._C._are_functorch_transforms_active():
+        return fn.apply(*args)
+    return op(*args)
+
+
+def unbatched(input: torch.Tensor, dims: int, run) -> torch.Tensor:
+    """``run(input)`` for a batched input (``dims + 2`` axes); an unbatched one (``dims + 1``
+    axes, as ``F.conv2d`` accepts) runs as a batch of one and comes back unbatched."""
+    if input.dim() == dims + 1:
+        return run(input.unsqueeze(0)).squeeze(0)
+    return run(input)
 
 
 def depthwise_conv(
@@ -160,39 +232,50 @@ def depthwise_conv(
     Same result as ``F.conv2d``/``F.conv3d`` with ``groups=C`` and a weight of
     shape (C, 1, k...).  ``padding`` may be an int, one int per spatial axis,
     or (before, after) pairs per axis in (D,) H, W order.  channels_last inputs
-    give channels_last outputs.
+    give channels_last outputs.  As with ``F.conv2d``: an unbatched input
+    ((C, H, W) for a 4-D weight) gives an unbatched output, and under autocast
+    the convolution runs in the autocast dtype.  Differentiable (twice), also
+    under ``torch.func`` transforms.
     """
     from .. import _ext
 
     _ext.load()
-    if input.dim() not in (4, 5):
-        raise ValueError(f"input must be 4-D (N, C, H, W) or 5-D (N, C, D, H, W), got shape {tuple(input.shape)}")
-    n = input.dim() - 2
-    return torch.ops.leanconv.depthwise_conv(
-        input,
-        weight,
-        bias,
-        ntuple(stride, n, "stride"),
-        padding_pairs(padding, n),
-        ntuple(dilation, n, "dilation"),
-    )
+    if weight.dim() not in (4, 5):
+        raise ValueError(f"weight must have shape (C, 1, kH, kW) or (C, 1, kD, kH, kW), "
+                         f"got shape {tuple(weight.shape)}")
+    n = weight.dim() - 2
+    if input.dim() not in (n + 1, n + 2):
+        shapes = "(N, C, H, W) or (C, H, W)" if n == 2 else "(N, C, D, H, W) or (C, D, H, W)"
+        raise ValueError(f"input must be {shapes} for a {n}-D kernel of shape {tuple(weight.shape)}, "
+                         f"got shape {tuple(input.shape)}")
+    geometry = (ntuple(stride, n, "stride"), padding_pairs(padding, n), ntuple(dilation, n, "dilation"))
+    input, weight, bias = autocast_to(input.device, input, weight, bias)
+    op = torch.ops.leanconv.depthwise_conv
+    if input.dim() == n + 1:
+        return _call(_DepthwiseConv, op, input.unsqueeze(0), weight, bias, *geometry).squeeze(0)
+    return _call(_DepthwiseConv, op, input, weight, bias, *geometry)
 
 
 def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1) -> torch.Tensor:
     """2-D depthwise convolution, like ``F.conv2d(input, weight, bias, stride, padding, dilation, groups=C)``.
 
-    ``input`` (N, C, H, W), ``weight`` (C, 1, kH, kW), ``bias`` (C,) or None.
+    ``input`` (N, C, H, W) or (C, H, W), ``weight`` (C, 1, kH, kW), ``bias`` (C,) or None.
     """
-    if input.dim() != 4:
-        raise ValueError(f"depthwise_conv2d: input must be 4-D (N, C, H, W), got shape {tuple(input.shape)}")
+    if input.dim() not in (3, 4):
+        raise ValueError(f"depthwise_conv2d: input must be (N, C, H, W) or (C, H, W), got shape {tuple(input.shape)}")
+    if weight.dim() != 4:
+        raise ValueError(f"depthwise_conv2d: weight must have shape (C, 1, kH, kW), got shape {tuple(weight.shape)}")
     return depthwise_conv(input, weight, bias, stride, padding, dilation)
 
 
 def depthwise_conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1) -> torch.Tensor:
     """3-D depthwise convolution, like ``F.conv3d(..., groups=C)``.
 
-    ``input`` (N, C, D, H, W), ``weight`` (C, 1, kD, kH, kW), ``bias`` (C,) or None.
+    ``input`` (N, C, D, H, W) or (C, D, H, W), ``weight`` (C, 1, kD, kH, kW), ``bias`` (C,) or None.
     """
-    if input.dim() != 5:
-        raise ValueError(f"depthwise_conv3d: input must be 5-D (N, C, D, H, W), got shape {tuple(input.shape)}")
+    if input.dim() not in (4, 5):
+        raise ValueError(f"depthwise_conv3d: input must be (N, C, D, H, W) or (C, D, H, W), got shape "
+                         f"{tuple(input.shape)}")
+    if weight.dim() != 5:
+        raise ValueError(f"depthwise_conv3d: weight must have shape (C, 1, kD, kH, kW), got shape {tuple(weight.shape)}")
     return depthwise_conv(input, weight, bias, stride, padding, dilation)

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 import torch
 
-from ._geometry import ntuple, padding_pairs
-from .depthwise import _memory_format, _output_shape, depthwise_conv
+from ._geometry import autocast_to, ntuple, padding_pairs
+from .depthwise import _memory_format, _output_shape, depthwise_conv, unbatched
 
 __all__ = ["one_way_conv", "one_way_conv_unfused", "factorized_conv"]
 
@@ -59,45 +59,85 @@ def _register() -> None:
         gs = scale.new_empty(scale.shape) if scale is not None else none()
         return gx, gd, filter_h.new_empty(filter_h.shape), filter_w.new_empty(filter_w.shape), gs
 
-    def _setup(ctx, inputs, output):
-        input, filter_d, filter_h, filter_w, scale, stride, padding, dilation = inputs
-        ctx.save_for_backward(input, filter_d, filter_h, filter_w, scale)
-        ctx.geometry = (list(stride), list(padding), list(dilation))
-
-    def _backward(ctx, grad):
-        input, filter_d, filter_h, filter_w, scale = ctx.saved_tensors
-        needs = ctx.needs_input_grad
-        mask = [bool(needs[0]), bool(any(needs[1:5]))]
-        if not any(mask):
-            return (None,) * 8
-        gx, gd, gh, gw, gs = ops.one_way_conv_backward(
-            grad.contiguous(), input, filter_d, filter_h, filter_w, scale, *ctx.geometry, mask
-        )
-        return (
-            gx if needs[0] else None,
-            gd if needs[1] else None,
-            gh if needs[2] else None,
-            gw if needs[3] else None,
-            gs if needs[4] else None,
-            None,
-            None,
-            None,
-        )
-
+    # (the same formulas as _OneWayConv, for direct calls of the op)
     torch.library.register_autograd(lib + "one_way_conv", _backward, setup_context=_setup)
 
     def _setup_backward(ctx, inputs, output):
         pass
 
     def _no_double_backward(ctx, *grads):
-        raise NotImplementedError(
-            "leanconv: double backward through one_way_conv (FactorizedConv2d/3d) is not "
-            "implemented; use first-order gradients, or factorization='spatial' (dense path)"
-        )
+        raise NotImplementedError(_NO_DOUBLE_BACKWARD)
 
     torch.library.register_autograd(
         lib + "one_way_conv_backward", _no_double_backward, setup_context=_setup_backward
     )
+
+
+def _setup(ctx, inputs, output):
+    input, filter_d, filter_h, filter_w, scale, stride, padding, dilation = inputs
+    ctx.save_for_backward(input, filter_d, filter_h, filter_w, scale)
+    ctx.geometry = (list(stride), list(padding), list(dilation))
+
+
+def _backward(ctx, grad):
+    input, filter_d, filter_h, filter_w, scale = ctx.saved_tensors
+    needs = ctx.needs_input_grad
+    mask = [bool(needs[0]), bool(any(needs[1:5]))]
+    if not any(mask):
+        return (None,) * 8
+    gx, gd, gh, gw, gs = _OneWayConvBackward.apply(
+        grad.contiguous(), input, filter_d, filter_h, filter_w, scale, *ctx.geometry, mask
+    )
+    return (
+        gx if needs[0] else None,
+        gd if needs[1] else None,
+        gh if needs[2] else None,
+        gw if needs[3] else None,
+        gs if needs[4] else None,
+        None,
+        None,
+        None,
+    )
+
+
+_NO_DOUBLE_BACKWARD = (
+    "leanconv: double backward through one_way_conv (FactorizedConv2d/3d) is not "
+    "implemented; use first-order gradients, or factorization='spatial' (dense path)"
+)
+
+
+class _OneWayConvBackward(torch.autograd.Function):
+    """The backward op, differentiable no further: a second derivative raises a clear
+    error (and ``torch.func`` transforms, which run backward with grad mode on, accept it)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(grad, input, filter_d, filter_h, filter_w, scale, stride, padding, dilation, mask):
+        return torch.ops.leanconv.one_way_conv_backward(grad, input, filter_d, filter_h, filter_w, scale, stride,
+                                                        padding, dilation, mask)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise NotImplementedError(_NO_DOUBLE_BACKWARD)
+
+
+class _OneWayConv(torch.autograd.Function):
+    """The ``one_way_conv`` op as an autograd.Function with ``setup_context`` (what
+    ``torch.func`` transforms require; the op's registered autograd has none)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input, filter_d, filter_h, filter_w, scale, stride, padding, dilation):
+        return torch.ops.leanconv.one_way_conv(input, filter_d, filter_h, filter_w, scale, stride, padding, dilation)
+
+    setup_context = staticmethod(_setup)
+    backward = staticmethod(_backward)
 
 
 def one_way_conv(
@@ -116,18 +156,25 @@ def one_way_conv(
     ``scale[c]``.  Same result as a depthwise ``F.conv2d``/``F.conv3d`` whose
     kernel is the outer product of the filters (times ``scale``); stride,
     padding (int, per axis, or (before, after) pairs) and dilation apply per
-    axis.  Computed by one fused kernel; differentiable once.
+    axis.  Computed by one fused kernel; differentiable once (also under
+    ``torch.func`` transforms).  An unbatched input (one axis fewer) gives an
+    unbatched output; under autocast it runs in the autocast dtype.
     """
     from .. import _ext
 
     _ext.load()
-    if input.dim() not in (4, 5):
-        raise ValueError(f"input must be 4-D (N, C, H, W) or 5-D (N, C, D, H, W), got shape {tuple(input.shape)}")
-    n = input.dim() - 2
+    filters = list(filters)
+    n = len(filters)
+    if n not in (2, 3) or input.dim() not in (n + 1, n + 2):
+        raise ValueError(f"filters must hold one (C, k) filter per spatial axis of the input ((N, C, H, W) or "
+                         f"(N, C, D, H, W), or unbatched without N), got {n} filters for input shape "
+                         f"{tuple(input.shape)}")
+    geometry = (ntuple(stride, n, "stride"), padding_pairs(padding, n), ntuple(dilation, n, "dilation"))
+    input, scale, *filters = autocast_to(input.device, input, scale, *filters)
     fd, fh, fw = _split_filters(filters, n)
-    return torch.ops.leanconv.one_way_conv(
-        input, fd, fh, fw, scale, ntuple(stride, n, "stride"), padding_pairs(padding, n), ntuple(dilation, n, "dilation")
-    )
+    # (the autograd.Function only under torch.func transforms: see ops.depthwise.depthwise_conv)
+    op = _OneWayConv.apply if torch._C._are_functorch_transforms_active() else torch.ops.leanconv.one_way_conv
+    return unbatched(input, n, lambda x: op(x, fd, fh, fw, scale, *geometry))
 
 
 def one_way_conv_unfused(input, filters, scale=None, stride=1, padding=0, dilation=1) -> torch.Tensor:
@@ -163,7 +210,7 @@ def _mix_in(input: torch.Tensor, in_factor: torch.Tensor) -> torch.Tensor:
     product (see the "gemm" section of the benchmark)."""
     N, cin = input.shape[:2]
     rank = in_factor.shape[1]
-    x = input.reshape(N, cin, -1)
+    x = input.flatten(2)
     return torch.bmm(in_factor.t().unsqueeze(0).expand(N, rank, cin), x).view(N, rank, *input.shape[2:])
 
 
@@ -172,7 +219,7 @@ def _mix_out(u: torch.Tensor, out_factor: torch.Tensor, bias: torch.Tensor | Non
     N, rank = u.shape[:2]
     cout = out_factor.shape[0]
     a = out_factor.unsqueeze(0).expand(N, cout, rank)
-    u3 = u.reshape(N, rank, -1)
+    u3 = u.flatten(2)
     if bias is None:
         y = torch.bmm(a, u3)
     else:
@@ -189,6 +236,8 @@ class _RecomputedCP(torch.autograd.Function):
     no more activation memory than the dense convolution it replaces, at the
     cost of one GEMM and one filter chain more per backward pass.
     """
+
+    generate_vmap_rule = True
 
     @staticmethod
     def forward(input, in_factor, out_factor, weights, bias, geometry, *filters):
@@ -212,11 +261,12 @@ class _RecomputedCP(torch.autograd.Function):
         n = input.dim() - 2
         fd, fh, fw = _split_filters(filters, n)
         t = _mix_in(input, in_factor)
-        g3 = grad.reshape(N, cout, -1)
+        g3 = grad.flatten(2)
         g_out = g_bias = None
         if needs[2]:  # (each intermediate is dropped as soon as it is used: they are what recomputing saves)
-            u = torch.ops.leanconv.one_way_conv(t, fd, fh, fw, weights, stride, padding, dilation)
-            g_out = torch.bmm(g3, u.reshape(N, rank, -1).transpose(1, 2)).sum(0)
+            with torch.no_grad():
+                u = torch.ops.leanconv.one_way_conv(t, fd, fh, fw, weights, stride, padding, dilation)
+            g_out = torch.bmm(g3, u.flatten(2).transpose(1, 2)).sum(0)
             del u
         if bias is not None and needs[4]:
             g_bias = g3.sum(dim=(0, 2))
@@ -225,16 +275,16 @@ class _RecomputedCP(torch.autograd.Function):
         mask = [bool(needs[0] or needs[1]), bool(needs[3] or any(needs[6:]))]
         if any(mask):
             gu = torch.bmm(out_factor.t().unsqueeze(0).expand(N, rank, cout), g3).view(N, rank, *grad.shape[2:])
-            gt, gd, gh, gw, gs = torch.ops.leanconv.one_way_conv_backward(
+            gt, gd, gh, gw, gs = _OneWayConvBackward.apply(
                 gu.contiguous(), t, fd, fh, fw, weights, stride, padding, dilation, mask)
             del gu, t
             if mask[1]:
                 grads_f = ([gd] if n == 3 else []) + [gh, gw]
                 g_w = gs if weights is not None else None
             if mask[0]:
-                gt3 = gt.reshape(N, rank, -1)
+                gt3 = gt.flatten(2)
                 if needs[1]:
-                    g_factor_in = torch.bmm(input.reshape(N, cin, -1), gt3.transpose(1, 2)).sum(0)
+                    g_factor_in = torch.bmm(input.flatten(2), gt3.transpose(1, 2)).sum(0)
                 if needs[0]:
                     g_in = torch.bmm(in_factor.unsqueeze(0).expand(N, cin, rank), gt3).view(input.shape)
         grads_f = [g if needs[6 + i] else None for i, g in enumerate(grads_f)]
@@ -266,9 +316,11 @@ def factorized_conv(
     activation memory than the dense convolution; backward costs one GEMM and
     one filter chain more).
     """
-    if input.dim() not in (4, 5):
-        raise ValueError(f"input must be 4-D (N, C, H, W) or 5-D (N, C, D, H, W), got shape {tuple(input.shape)}")
-    cin = input.shape[1]
+    n = len(spatial_factors)
+    if n not in (2, 3) or input.dim() not in (n + 1, n + 2):
+        raise ValueError(f"input must be 4-D (N, C, H, W) or 5-D (N, C, D, H, W) (or unbatched, one axis fewer) "
+                         f"with one spatial factor per axis, got shape {tuple(input.shape)} and {n} factors")
+    cin = input.shape[-n - 1]
     if in_factor.dim() != 2 or in_factor.shape[0] != cin:
         raise ValueError(f"in_factor must have shape (C_in, R) with C_in = {cin}, got {tuple(in_factor.shape)}")
     rank = in_factor.shape[1]
@@ -277,14 +329,19 @@ def factorized_conv(
     for i, f in enumerate(spatial_factors):
         if f.dim() != 2 or f.shape[1] != rank:
             raise ValueError(f"spatial_factors[{i}] must have shape (k, R) with R = {rank}, got {tuple(f.shape)}")
-    filters = [f.t() for f in spatial_factors]
+    input, in_factor, out_factor, weights, bias, *factors = autocast_to(
+        input.device, input, in_factor, out_factor, weights, bias, *spatial_factors)
+    filters = [f.t() for f in factors]
     if recompute and torch.is_grad_enabled():
         from .. import _ext
 
         _ext.load()
-        n = input.dim() - 2
-        _split_filters(filters, n)
         geometry = (ntuple(stride, n, "stride"), padding_pairs(padding, n), ntuple(dilation, n, "dilation"))
-        return _RecomputedCP.apply(input, in_factor, out_factor, weights, bias, geometry, *filters)
-    u = one_way_conv(_mix_in(input, in_factor), filters, weights, stride, padding, dilation)
-    return _mix_out(u, out_factor, bias, _memory_format(input))
+        return unbatched(input, n, lambda x: _RecomputedCP.apply(x, in_factor, out_factor, weights, bias, geometry,
+                                                                 *filters))
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        u = one_way_conv(_mix_in(x, in_factor), filters, weights, stride, padding, dilation)
+        return _mix_out(u, out_factor, bias, _memory_format(x))
+
+    return unbatched(input, n, run)
