@@ -19,7 +19,14 @@ def build_info() -> dict[str, Any]:
     the thread count and whether a GPU is visible.  Raises
     :class:`leanconv.ExtensionUnavailableError` when ``leanconv._C`` is missing.
     """
-    info = _ext.load().compiled_info()
+    try:
+        info = _ext.load().compiled_info()
+    except ValueError as exc:  # the kernels refuse LEANCONV_CPU_ISA
+        value = os.environ.get("LEANCONV_CPU_ISA")
+        if value is None:
+            raise
+        raise ValueError(f"environment variable LEANCONV_CPU_ISA={value!r} is not an instruction set leanconv "
+                         "knows: use one of generic, avx2, avx512, or unset it") from exc
     backends = ["cpu"] + (["cuda"] if info["cuda"] else [])
     return {
         "leanconv_version": __version__,
