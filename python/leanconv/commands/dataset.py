@@ -9,7 +9,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Tools for data set folders written by `leanconv simulate`.")
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
-    v = actions.add_parser("verify", help="check every shard against the manifest (presence, size, header, SHA-256)")
+    v = actions.add_parser("verify", help="check the manifest's consistency and every shard against it "
+                                          "(presence, size, header, SHA-256)",
+                           description="Check a data set folder: the manifest's own consistency (counts, shard "
+                                       "list, solver settings re-derived from the config, the seed against the "
+                                       "stored velocity models) and every shard file (presence, size, .npy header, "
+                                       "SHA-256).  Exit code 0: OK, 1: problems (one BAD line each).")
     v.add_argument("dir", help="data set folder")
     v.add_argument("--quick", action="store_true", help="skip the SHA-256 (sizes and headers only)")
     v.set_defaults(func=verify)
@@ -37,17 +42,22 @@ def info(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from leanconv.wave import DatasetError
-    from leanconv.wave.store import read_manifest
+    from leanconv.wave.store import manifest_problems, read_manifest
 
+    m = read_manifest(args.dir)  # DatasetError: one line, exit code 2
+    problems = manifest_problems(m)
     try:
-        m = read_manifest(args.dir)
-    except DatasetError as exc:
-        print(f"leanconv dataset info: error: {exc}", file=sys.stderr)
-        return 2
-    size = sum(f["bytes"] for s in m["shards"] for f in s["files"].values())
-    print(f"{args.dir}: {m['samples']} trajectories in {len(m['shards'])} shards, {size / 2**20:.1f} MiB, "
-          f"seed {m['seed']}, leanconv {m['leanconv_version']}, complete: {m['complete']}")
+        size = sum(f["bytes"] for s in m["shards"] for f in s["files"].values())
+        shards = len(m["shards"])
+    except (KeyError, TypeError, AttributeError):
+        size, shards = float("nan"), "?"
+    print(f"{args.dir}: {m['samples']} trajectories in {shards} shards, {size / 2**20:.1f} MiB, "
+          f"seed {m['seed']}, leanconv {m.get('leanconv_version')}, complete: {m['complete']}")
     print("solver:", json.dumps(m["solver"]))
     print("config:", json.dumps(m["config"]))
+    for p in problems:
+        print(f"leanconv dataset info: warning: {p}", file=sys.stderr)
+    if problems:
+        print(f"leanconv dataset info: warning: the manifest is inconsistent; run `leanconv dataset verify {args.dir}`",
+              file=sys.stderr)
     return 0

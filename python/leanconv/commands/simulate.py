@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import device, int_at_least
+
 
 def _pair(kind):
     def parse(text: str):
@@ -32,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "interrupted run; the same seed gives the same bytes.",
     )
     p.add_argument("--out", required=True, help="data set folder (created; resumed if it holds this data set)")
-    p.add_argument("--samples", type=int, default=256, help="number of trajectories (default 256)")
+    p.add_argument("--samples", type=int_at_least(1), default=256, help="number of trajectories (default 256)")
     p.add_argument("--grid", type=int, default=d.grid, help=f"nodes per side; frames are GRID x GRID (default {d.grid})")
     p.add_argument("--steps", type=int, default=d.steps, help=f"solver steps per trajectory (default {d.steps})")
     p.add_argument("--every", type=int, default=d.every, help=f"steps between stored frames (default {d.every})")
@@ -54,9 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--coarsen", type=int, default=d.coarsen,
                    help="store every COARSEN-th node per axis (GRID-1 divisible by it): frames on a coarser grid "
                         f"than the solver's (default {d.coarsen})")
-    p.add_argument("--shard-size", type=int, default=d.shard_size, help=f"trajectories per shard (default {d.shard_size})")
-    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--shard-size", type=int_at_least(1), default=d.shard_size,
+                   help=f"trajectories per shard (default {d.shard_size})")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="seed (default 0)")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace a data set made with other settings in --out")
     p.add_argument("--preview", action="store_true", help="also write OUT/preview.png with a few trajectories")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -64,33 +67,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
     import time
 
-    from leanconv.wave import DatasetConfig, DatasetError, open_dataset, write_dataset
+    from leanconv.wave import DatasetConfig, open_dataset, write_dataset
 
-    try:
-        config = DatasetConfig(
-            grid=args.grid, steps=args.steps, every=args.every, courant=args.courant,
-            boundary=args.boundary, sponge=args.sponge,
-            media=tuple(m.strip() for m in args.media.split(",") if m.strip()),
-            c_min=args.c_min, c_max=args.c_max, source=args.source, pulses=args.pulses,
-            pulse_width=args.pulse_width, ricker_ppw=args.ricker_ppw, dtype=args.dtype,
-            shard_size=args.shard_size, coarsen=args.coarsen,
-        )
-        if args.device.startswith("cuda"):
-            import torch
-
-            if not torch.cuda.is_available():
-                raise ValueError("--device cuda: no GPU is visible to torch")
-        t0 = time.perf_counter()
-        root = write_dataset(args.out, config, args.samples, args.seed, device=args.device,
-                             overwrite=args.overwrite, progress=not args.quiet)
-        elapsed = time.perf_counter() - t0
-        data = open_dataset(root, verify="quick")
-    except (ValueError, DatasetError) as exc:
-        print(f"leanconv simulate: error: {exc}", file=sys.stderr)
-        return 2
+    config = DatasetConfig(
+        grid=args.grid, steps=args.steps, every=args.every, courant=args.courant,
+        boundary=args.boundary, sponge=args.sponge,
+        media=tuple(m.strip() for m in args.media.split(",") if m.strip()),
+        c_min=args.c_min, c_max=args.c_max, source=args.source, pulses=args.pulses,
+        pulse_width=args.pulse_width, ricker_ppw=args.ricker_ppw, dtype=args.dtype,
+        shard_size=args.shard_size, coarsen=args.coarsen,
+    )
+    t0 = time.perf_counter()
+    # checks --out (writable, free space, lock, other settings) before simulating anything
+    root = write_dataset(args.out, config, args.samples, args.seed, device=args.device,
+                         overwrite=args.overwrite, progress=not args.quiet)
+    elapsed = time.perf_counter() - t0
+    data = open_dataset(root, verify="quick")
     s = data.settings
     print(f"{data}; dt={s['dt']:.4g}, snapshot every {s['every']} steps ({s['snapshot_dt']:.4g}), "
           f"boundary {s['boundary']}; {elapsed:.1f} s")

@@ -13,7 +13,8 @@ import torch
 from .generate import DatasetConfig, simulate_trajectories
 from .grid import Sponge
 from .solver import WaveSolver
-from .store import ARRAYS, DatasetError, check_shard, iter_shards, read_manifest, write_dataset, _new_manifest
+from .store import (ARRAYS, DatasetError, check_shard, iter_shards, manifest_problems, read_manifest, seed_problem,
+                    write_dataset, _new_manifest)
 
 __all__ = ["WaveData", "open_dataset", "generate", "make_dataset", "solver_for", "reference_rollout",
            "snapshot_energy"]
@@ -128,13 +129,25 @@ def open_dataset(root: str | os.PathLike, verify: str = "full") -> WaveData:
 
     ``verify``: ``"full"`` (default) checks every shard's size, header and
     SHA-256 against the manifest before mapping it; ``"quick"`` skips the
-    SHA-256; ``"none"`` only reads the manifest.  A missing, truncated or
-    altered shard raises :class:`DatasetError` naming the file.
+    SHA-256; both also check the seed against the first stored velocity
+    model; ``"none"`` only reads the manifest.  Always checked: the manifest's
+    own consistency (:func:`leanconv.wave.store.manifest_problems`).  A
+    missing, truncated or altered shard or an inconsistent manifest raises
+    :class:`DatasetError` naming the file.
     """
     if verify not in ("full", "quick", "none"):
         raise ValueError(f"verify must be 'full', 'quick' or 'none', got {verify!r}")
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise DatasetError(f"data set {str(root)!r} is a file, not a data set folder (pass the folder that holds "
+                           "manifest.json)")
     manifest = read_manifest(root)
+    problems = manifest_problems(manifest)
+    if problems:
+        p = problems[0]
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise DatasetError(f"{root / p.name}: inconsistent manifest: {p.message}{more}; "
+                           f"run `leanconv dataset verify {root}`")
     if not manifest["complete"]:
         raise DatasetError(
             f"{root}: the data set is incomplete (its writing was interrupted); rerun `leanconv simulate` "
@@ -147,9 +160,12 @@ def open_dataset(root: str | os.PathLike, verify: str = "full") -> WaveData:
             if problems:
                 p = problems[0]
                 raise DatasetError(f"{root / p.name}: {p.kind} shard: {p.message}; run `leanconv dataset verify {root}`")
+            if not shards:  # the seed against the first stored velocity model
+                p = seed_problem(root, manifest, s)
+                if p is not None:
+                    raise DatasetError(f"{root / p.name}: inconsistent manifest: {p.message}; "
+                                       f"run `leanconv dataset verify {root}`")
         shards.append(_Shard(s["start"], s["count"], paths={a: root / s["files"][a]["name"] for a in ARRAYS}))
-    if sum(s.count for s in shards) != manifest["samples"]:
-        raise DatasetError(f"{root}: the manifest lists {sum(s.count for s in shards)} trajectories, expected {manifest['samples']}")
     return WaveData(manifest, shards, root)
 
 
