@@ -3,16 +3,20 @@ from __future__ import annotations
 
 import argparse
 
+from . import device, int_at_least
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from leanconv.surrogate.demo import DemoConfig as D
 
     p = sub.add_parser("demo", help="simulate, train dense + factorized surrogates, compare (a few minutes on CPU)")
     p.add_argument("--out", default=D.out, help=f"run folder (default {D.out}; rerunning reuses finished stages)")
-    p.add_argument("--samples", type=int, default=D.samples, help=f"trajectories (default {D.samples})")
-    p.add_argument("--epochs", type=int, default=D.epochs, help=f"training epochs per model (default {D.epochs})")
-    p.add_argument("--device", default=D.device, help="cpu or cuda (default cpu)")
-    p.add_argument("--seed", type=int, default=D.seed, help="seed (default 0)")
+    p.add_argument("--samples", type=int_at_least(1), default=D.samples,
+                   help=f"trajectories (default {D.samples}; enough for training, validation and test splits)")
+    p.add_argument("--epochs", type=int_at_least(1), default=D.epochs,
+                   help=f"training epochs per model (default {D.epochs})")
+    p.add_argument("--device", type=device, default=D.device, help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--seed", type=int_at_least(0), default=D.seed, help="seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 

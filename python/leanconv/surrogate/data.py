@@ -6,9 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from ..wave import WaveData, WaveWindows, open_dataset, split_trajectories
+from ..wave import DatasetError, WaveData, WaveWindows, open_dataset, split_trajectories
+from ..wave.store import ARRAYS, dataset_digest
 
-__all__ = ["open_data", "open_split", "normalization_stats"]
+__all__ = ["open_data", "open_split", "normalization_stats", "data_layout", "layout_mismatches", "split_sizes"]
 
 _CACHE: dict[str, WaveData] = {}
 
@@ -19,10 +20,50 @@ def open_data(data: WaveData | str | os.PathLike) -> WaveData:
         return data
     key = os.path.abspath(os.fspath(data))
     if key not in _CACHE:
-        if not os.path.isdir(key):
+        if not os.path.exists(key):
             raise FileNotFoundError(f"data set {data} does not exist; make one with `leanconv simulate --out {data}`")
+        if not os.path.isdir(key):
+            raise DatasetError(f"data set {data} is a file, not a data set folder (pass the folder that holds "
+                               "manifest.json)")
         _CACHE[key] = open_dataset(key, verify="full")
     return _CACHE[key]
+
+
+def data_layout(data: WaveData | str | os.PathLike) -> dict[str, Any]:
+    """What a surrogate trained on ``data`` expects of data it is rolled out on: the frame
+    grid, the time between frames, and the arrays each trajectory has (its channels)."""
+    wd = open_data(data)
+    shards = wd.meta.get("shards") or []
+    channels = sorted(shards[0]["files"]) if shards else list(ARRAYS)
+    return {"frame_shape": [int(n) for n in wd.frame_shape], "snapshot_dt": float(wd.snapshot_dt),
+            "channels": channels}
+
+
+def data_identity(data: WaveData | str | os.PathLike) -> str:
+    """The data set's manifest digest (:func:`leanconv.wave.store.dataset_digest`)."""
+    return dataset_digest(open_data(data).meta)
+
+
+def layout_mismatches(trained: dict[str, Any] | None, data: WaveData | str | os.PathLike) -> list[str]:
+    """How ``data`` differs from the training data described by ``trained`` (a
+    :func:`data_layout`): one phrase per difference (empty when it matches or nothing was recorded)."""
+    if not trained:
+        return []
+    mine = data_layout(data)
+    out = []
+    if list(trained.get("frame_shape", mine["frame_shape"])) != mine["frame_shape"]:
+        out.append("{} x {} frames, the data set's are {} x {}".format(*trained["frame_shape"], *mine["frame_shape"]))
+    dt = trained.get("snapshot_dt", mine["snapshot_dt"])
+    if not np.isclose(dt, mine["snapshot_dt"], rtol=1e-9, atol=0.0):
+        out.append(f"frames {dt:.6g} apart, the data set's are {mine['snapshot_dt']:.6g} apart")
+    if list(trained.get("channels", mine["channels"])) != mine["channels"]:
+        out.append(f"channels {', '.join(trained['channels'])}, the data set has {', '.join(mine['channels'])}")
+    return out
+
+
+def split_sizes(n: int, fractions=(0.8, 0.1, 0.1)) -> dict[str, int]:
+    """Trajectories in each split of a data set of ``n`` (see :func:`leanconv.wave.split_trajectories`)."""
+    return {s: len(split_trajectories(n, s, fractions)) for s in ("train", "val", "test")}
 
 
 def open_split(data: WaveData | str | os.PathLike, split: str, t_in: int, t_out: int, stride: int = 1) -> WaveWindows:

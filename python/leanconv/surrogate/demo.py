@@ -49,14 +49,71 @@ class DemoConfig:
     models: tuple[str, ...] = ("dense", "factorized")
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def dataset_config(self):
+        """The :class:`leanconv.wave.DatasetConfig` of the demo's data set."""
+        from ..wave import DatasetConfig
+
+        return DatasetConfig(grid=self.grid, steps=self.steps, every=self.every, coarsen=self.coarsen,
+                             pulse_width=self.pulse_width, media=self.media)
+
+    def min_samples(self) -> int:
+        """Fewest trajectories the demo can use: training, validation and test splits none empty,
+        and at least one training batch of windows."""
+        from .data import split_sizes
+
+        windows = self.dataset_config().frames - (self.t_in + self.t_out * self.unroll) + 1
+        for n in range(1, 100_000):
+            sizes = split_sizes(n)
+            if min(sizes.values()) >= 1 and sizes["train"] * max(windows, 0) >= self.batch_size:
+                return n
+        return 100_000
+
+    def validate(self) -> None:
+        """Refuse settings the demo cannot run with (ValueError naming the setting), before anything is written."""
+        from .._preflight import check_device
+        from ..models.surrogate import CONV_KINDS
+        from .train import max_levels
+
+        for name in ("samples", "epochs", "width", "levels", "t_in", "t_out", "unroll", "batch_size", "steps_eval",
+                     "grid", "steps", "every", "coarsen"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
+        for name in ("lr", "lr_factorized"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not self.models or any(m not in CONV_KINDS for m in self.models):
+            raise ValueError(f"models must be some of {', '.join(CONV_KINDS)}, got {self.models!r}")
+        check_device(self.device, "device")
+        config = self.dataset_config()
+        frames, n = config.frames, config.frame_grid
+        need = self.t_in + self.t_out * self.unroll
+        if need > frames or self.t_in + self.steps_eval > frames:
+            raise ValueError(f"trajectories of {frames} frames are too short for t_in + t_out * unroll = {need} "
+                             f"and t_in + steps_eval = {self.t_in + self.steps_eval} frames")
+        if self.levels > max_levels((n, n)):
+            raise ValueError(f"levels={self.levels} is too many for {n} x {n} frames (at most {max_levels((n, n))})")
+        least = self.min_samples()
+        if self.samples < least:
+            raise ValueError(f"samples={self.samples} (--samples) is too few: the demo splits the trajectories 80/10/10 "
+                             f"into training, validation and test sets and needs at least one of each and "
+                             f"{self.batch_size} training windows (a batch); use --samples {least} or more")
+
 
 def _data(cfg: DemoConfig) -> Path:
-    from ..wave import DatasetConfig, write_dataset
+    from ..wave import DatasetError, write_dataset
 
-    config = DatasetConfig(grid=cfg.grid, steps=cfg.steps, every=cfg.every, coarsen=cfg.coarsen,
-                           pulse_width=cfg.pulse_width, media=cfg.media)
-    return write_dataset(Path(cfg.out) / "data", config, cfg.samples, cfg.seed, device=cfg.device,
-                         progress=cfg.progress)
+    root = Path(cfg.out) / "data"
+    try:
+        return write_dataset(root, cfg.dataset_config(), cfg.samples, cfg.seed, device=cfg.device,
+                             progress=cfg.progress)
+    except DatasetError as exc:
+        if "other settings" not in str(exc):
+            raise
+        raise DatasetError(f"{root} holds a data set made with other settings (seed, samples or config differ); "
+                           "pass a new --out (or delete the folder) to start over") from None
 
 
 def _train(cfg: DemoConfig, data: Path, conv: str) -> dict[str, Any]:
@@ -144,13 +201,15 @@ def check_targets(rows: list[dict[str, Any]], steps: int,
 
 
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
-    """Run (or finish) the demo in ``cfg.out``; returns the comparison and the target checks."""
+    """Run (or finish) the demo in ``cfg.out``; returns the comparison and the target checks.
+    The settings and ``cfg.out`` are checked before anything is written."""
     from .._io import atomic_write_text
+    from .._preflight import check_output_dir
     from .evaluate import evaluate, write_outputs
     from .train import load_model
 
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    cfg.validate()
+    out = check_output_dir(cfg.out, "--out", files=("demo.json",))
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     data = _data(cfg)

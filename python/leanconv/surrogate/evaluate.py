@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from . import metrics as M
-from .data import open_data, open_split
+from .data import layout_mismatches, open_data, open_split
 from .rollout import repeat_last, rollout
 
 __all__ = ["evaluate", "model_bytes", "write_outputs", "comparison_markdown"]
@@ -85,6 +85,7 @@ def evaluate(
     timing_batch: int = 32,
     baselines: bool = True,
     min_timing_s: float = 2.0,
+    allow_mismatch: bool = False,
 ) -> dict[str, Any]:
     """Roll out every model on the test split and compare, at equal accuracy too.
 
@@ -103,14 +104,41 @@ def evaluate(
     :func:`~leanconv.surrogate.baselines.speed_at_equal_accuracy`).
     Returns a dict with per-model rows, per-step curves and example arrays
     (``examples``: truth and predictions of the first test window) for plots.
+
+    A model whose ``info["config"]["data_layout"]`` (recorded by training) differs
+    from the data set's frame grid, snapshot spacing or channels is refused
+    (ValueError) before any work, or with ``allow_mismatch`` rolled out with the
+    difference in ``warnings`` of the result.
     """
     from .._report import paired_rounds
     from .baselines import FEBaselines, speed_at_equal_accuracy
 
-    if steps < 1:
+    if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    if max_windows is not None and (not isinstance(max_windows, int) or max_windows < 1):
+        raise ValueError(f"max_windows must be >= 1 or None, got {max_windows!r}")
+    if not models:
+        raise ValueError("no models to evaluate")
     wd = open_data(data)
+    warnings = []
+    for name, (_, info) in models.items():
+        trained = (info.get("config") or {}).get("data_layout") if isinstance(info, Mapping) else None
+        if trained is None and isinstance(info, Mapping) and info.get("config"):
+            warnings.append(f"model {name!r} records no layout of its training data (trained by an older "
+                            "leanconv): not checked against this data set")
+        differences = layout_mismatches(trained, wd)
+        if differences:
+            what = f"model {name!r} was trained on {'; '.join(differences)}"
+            if not allow_mismatch:
+                where = wd.root if wd.root is not None else "in memory"
+                raise ValueError(f"{what} ({where}): roll it out on data like its training data, or pass "
+                                 "--allow-mismatch to compare anyway")
+            warnings.append(what)
     t_in = max(m.t_in for m, _ in models.values())
+    frames_per = wd.frames_per_trajectory
+    if t_in + steps > frames_per:
+        raise ValueError(f"steps={steps} (--steps) and t_in={t_in} need {t_in + steps} frames per trajectory; the "
+                         f"data set's trajectories have {frames_per}, so at most --steps {frames_per - t_in}")
     windows = open_split(wd, "test", t_in, steps, stride=steps)
     n = len(windows) if max_windows is None else min(len(windows), max_windows)
     items = [windows[k] for k in range(n)]
@@ -205,6 +233,7 @@ def evaluate(
         "fe_grids": [label for label, _ in fe_names],
         "fe_note": fe_note,
         "fe_interval_ms_per_trajectory": cost[fe_ref] * 1e3,
+        "warnings": warnings,
         "examples": {
             "truth": true[0].cpu().numpy(),
             "velocity": vel[0, 0].cpu().numpy(),

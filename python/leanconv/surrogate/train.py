@@ -6,11 +6,20 @@ CPU, NCCL on GPU).  Each rank walks its own slice of one seeded permutation of
 the training windows per epoch, so a run is reproducible for a given world
 size, and ``--resume`` continues bit-identically from the last checkpoint,
 also from one written mid-epoch when the run was interrupted.
+
+Before any work :func:`train` checks the settings (:meth:`TrainConfig.validate`),
+that ``out`` can be written, the data set (verified, see
+:func:`leanconv.surrogate.data.open_data`), that the model fits its frames and
+trajectories, that a resumed run has the same settings and data set (its
+manifest digest, recorded in every checkpoint with the frame grid, snapshot
+spacing and channels the model is trained for), and the free disk space for
+the checkpoints.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -23,7 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._io import atomic_torch_save, atomic_write_text
-from .data import normalization_stats, open_data, open_split
+from .._preflight import check_device, check_free_space, check_output_dir
+from .data import data_identity, data_layout, normalization_stats, open_data, open_split
 from .memory import training_step_peak_bytes
 from .rollout import predict
 
@@ -60,6 +70,44 @@ class TrainConfig:
     progress: bool = True
     base: str = "last"               # "fe": learn a correction of the coarse FE step (see WaveUNet2d)
     prior: dict | None = None        # the coarse step's settings, read off the data set when None
+    # recorded from the data set by resolve(): its manifest digest (a resumed run must use the same
+    # data) and its layout (frame grid, snapshot spacing, channels: what rollout checks data against)
+    data_digest: str | None = None
+    data_layout: dict | None = None
+
+    def validate(self) -> None:
+        """Refuse settings no run can use (ValueError naming the setting), before any work."""
+        from ..models.registry import model_entry
+        from ..models.surrogate import BASES, CONV_KINDS
+
+        for name in ("width", "levels", "t_in", "t_out", "unroll", "epochs", "batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
+        for name, lo in (("lr", 0.0), ("checkpoint_every_s", 0.0)):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or not v > lo:
+                raise ValueError(f"{name} must be a number > 0, got {v!r}")
+        if not isinstance(self.weight_decay, (int, float)) or not math.isfinite(self.weight_decay) \
+                or self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
+        if self.grad_clip is not None and not (isinstance(self.grad_clip, (int, float))
+                                               and math.isfinite(self.grad_clip) and self.grad_clip > 0):
+            raise ValueError(f"grad_clip must be a positive number or None, got {self.grad_clip!r}")
+        if self.conv not in CONV_KINDS:
+            raise ValueError(f"conv must be one of {', '.join(CONV_KINDS)}, got {self.conv!r}")
+        if self.base not in BASES:
+            raise ValueError(f"base must be one of {', '.join(BASES)}, got {self.base!r}")
+        if self.rank is not None and self.conv != "factorized":
+            raise ValueError(f"rank ({self.rank!r}) is only used with conv='factorized', this run has conv={self.conv!r}")
+        check_device(self.device, "device")
+        entry = model_entry(self.model)
+        if entry.task != "surrogate":
+            raise ValueError(f"model {self.model!r} is a {entry.task} model, not a wave surrogate "
+                             "(train classifiers with `leanconv train-classifier`)")
+        entry.check_arguments(self.model_kwargs())
 
     def model_kwargs(self) -> dict[str, Any]:
         kw = dict(t_in=self.t_in, t_out=self.t_out, width=self.width, levels=self.levels, conv=self.conv)
@@ -86,10 +134,35 @@ def prior_settings(data: Any) -> dict[str, Any]:
 
 
 def resolve(cfg: TrainConfig) -> TrainConfig:
-    """``cfg`` with the settings it derives from its data set filled in (the coarse step's ``prior``)."""
+    """``cfg`` with the settings it derives from its data set filled in: the coarse
+    step's ``prior`` (for ``base="fe"``), ``data_digest`` and ``data_layout``."""
+    changes: dict[str, Any] = {"data_digest": data_identity(cfg.data), "data_layout": data_layout(cfg.data)}
     if cfg.base == "fe" and cfg.prior is None:
-        return dataclasses.replace(cfg, prior=prior_settings(cfg.data))
-    return cfg
+        changes["prior"] = prior_settings(cfg.data)
+    return dataclasses.replace(cfg, **changes)
+
+
+def max_levels(frame_shape: tuple[int, int]) -> int:
+    """Most U-Net levels for frames of ``frame_shape``: each level halves the grid, and the
+    coarsest must keep at least 2 x 2 nodes (``2**(levels-1) <= min(H, W) - 1``)."""
+    return 1 + int(math.floor(math.log2(max(min(frame_shape) - 1, 1))))
+
+
+def check_fits(cfg: TrainConfig) -> None:
+    """Refuse a model that does not fit the data set's frames and trajectories (before any work)."""
+    wd = open_data(cfg.data)
+    h, w = wd.frame_shape
+    frames = wd.frames_per_trajectory
+    if "levels" in cfg.model_kwargs():
+        most = max_levels((h, w))
+        if cfg.levels > most:
+            raise ValueError(f"levels={cfg.levels} is too many for the data set's {h} x {w} frames: every level "
+                             f"halves the grid, so at most {most} fit (levels={most} ends on "
+                             f"{-(-h // 2 ** (most - 1))} x {-(-w // 2 ** (most - 1))} nodes)")
+    need = cfg.t_in + cfg.t_out * cfg.unroll
+    if need > frames:
+        raise ValueError(f"training windows of t_in + t_out * unroll = {cfg.t_in} + {cfg.t_out} * {cfg.unroll} = "
+                         f"{need} frames do not fit in a trajectory of {frames} frames (data set {cfg.data})")
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -105,32 +178,59 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
 
 
 def load_model(path: str | os.PathLike, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Load ``model.pt`` (or a checkpoint) written by :func:`train`; returns (model, info)."""
+    """Load ``model.pt`` (or a checkpoint) written by :func:`train`; returns (model, info).
+    A file that is not one raises ValueError saying what it is."""
     state = _load(path, map_location=device)
-    cfg = TrainConfig(**state["config"])
-    model = build_model(cfg.model, **cfg.model_kwargs())
-    model.load_state_dict(state["model"])
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    try:
+        cfg = TrainConfig(**{k: v for k, v in state["config"].items() if k in known})
+        model = build_model(cfg.model, **cfg.model_kwargs())
+        model.load_state_dict(state["model"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:
+        raise ValueError(f"{path}: its weights and settings do not make a model leanconv can build "
+                         f"({type(exc).__name__}: {exc})") from exc
     return model.to(device).eval(), state
 
 
 # settings a resumed run must share with its checkpoint (device, progress, ... may change)
-RESUME_KEYS = ("model", "conv", "rank", "width", "levels", "t_in", "t_out", "unroll", "batch_size", "seed",
-               "epochs", "lr", "weight_decay", "grad_clip", "base", "prior")
+RESUME_KEYS = ("data_digest", "model", "conv", "rank", "width", "levels", "t_in", "t_out", "unroll", "batch_size",
+               "seed", "epochs", "lr", "weight_decay", "grad_clip", "base", "prior", "amp", "data_layout")
+# settings recorded only since a later version: a checkpoint without them is not refused for them
+_RECORDED_LATER = ("data_digest", "data_layout")
 
 
 def changed_settings(saved: dict[str, Any], cfg: TrainConfig, keys: Any = None) -> list[tuple[str, Any, Any]]:
     """``(key, saved value, cfg's value)`` for every setting in ``keys`` (default:
-    all) where the ``config`` stored in a checkpoint differs from ``cfg``."""
+    all) where the ``config`` stored in a checkpoint differs from ``cfg`` (settings
+    an older checkpoint does not record, such as ``data_digest``, are skipped)."""
     mine = dataclasses.asdict(cfg)
-    return [(k, saved.get(k), mine[k]) for k in (mine if keys is None else keys) if saved.get(k) != mine[k]]
+    return [(k, saved.get(k), mine[k]) for k in (mine if keys is None else keys)
+            if saved.get(k) != mine[k] and not (k in _RECORDED_LATER and k not in saved)]
+
+
+CLASSIFIER_FORMAT = "leanconv-classifier-checkpoint/1"  # leanconv.models.training.CHECKPOINT_FORMAT
 
 
 def _load(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """A checkpoint or model file written by :func:`train`."""
+    """A checkpoint or model file written by :func:`train` (ValueError for any other file)."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a model file")
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist (train a model with `leanconv train` first)")
-    return torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # not a torch file at all, truncated, ...
+        raise ValueError(f"{path} is not a model or checkpoint written by `leanconv train` "
+                         f"(torch.load: {type(exc).__name__}: {exc})") from exc
+    if isinstance(state, dict) and state.get("format") == CLASSIFIER_FORMAT:
+        model = (state.get("config") or {}).get("model")
+        raise ValueError(f"{path} is a classifier checkpoint of `leanconv train-classifier` ({model}), not a wave "
+                         "surrogate from `leanconv train`")
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict) or "model" not in state \
+            or "data" not in state["config"]:
+        raise ValueError(f"{path} is not a model or checkpoint written by `leanconv train`")
+    return state
 
 
 class _Dist:
@@ -168,7 +268,7 @@ def _epoch_batches(n: int, batch: int, seed: int, epoch: int, rank: int, world: 
     nb = per_rank // batch
     if nb == 0:
         raise ValueError(
-            f"batch_size={batch} is larger than the {per_rank} training windows per process; lower it"
+            f"batch_size={batch} (--batch-size) is larger than the {per_rank} training windows per process; lower it"
         )
     return [mine[i * batch : (i + 1) * batch] for i in range(nb)]
 
@@ -232,8 +332,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     Writes ``checkpoint.pt`` (atomically: every epoch, every
     ``checkpoint_every_s`` seconds and on Ctrl-C) and ``model.pt`` at the end.
     ``resume=True`` continues from ``checkpoint.pt`` with identical results.
+    Every check that can be made before training is made first (see the module's doc).
     """
+    cfg.validate()
+    check_output_dir(cfg.out, "--out", files=(CHECKPOINT, MODEL, HISTORY))
     cfg = resolve(cfg)
+    check_fits(cfg)
     out = Path(cfg.out)
     dd = _Dist(cfg.device)
     device = torch.device(cfg.device if not cfg.device.startswith("cuda") or not dd.enabled
@@ -247,10 +351,6 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
 
 
 def _train(cfg: TrainConfig, resume: bool, out: Path, dd: _Dist, device: torch.device) -> dict[str, Any]:
-    if not isinstance(cfg.unroll, int) or cfg.unroll < 1:
-        raise ValueError(f"unroll must be a positive int, got {cfg.unroll!r}")
-    if cfg.grad_clip is not None and not cfg.grad_clip > 0:
-        raise ValueError(f"grad_clip must be a positive number or None, got {cfg.grad_clip!r}")
     horizon = cfg.t_out * cfg.unroll
     train_ds = open_split(cfg.data, "train", cfg.t_in, horizon)
     val_ds = open_split(cfg.data, "val", cfg.t_in, horizon)
@@ -287,9 +387,7 @@ def _train(cfg: TrainConfig, resume: bool, out: Path, dd: _Dist, device: torch.d
         state = _load(path, map_location=device)
         changed = changed_settings(state["config"], cfg, RESUME_KEYS)
         if changed:
-            key, theirs, mine = changed[0]
-            raise ValueError(f"--resume: {key}={mine!r} differs from the checkpoint's "
-                             f"{theirs!r}; use the same settings or a new --out")
+            raise ValueError(_resume_refusal(state["config"], cfg, changed))
         if state.get("world", 1) != dd.world:
             raise ValueError(f"--resume: checkpoint was written by {state.get('world', 1)} processes, "
                              f"this run has {dd.world}")
@@ -302,6 +400,9 @@ def _train(cfg: TrainConfig, resume: bool, out: Path, dd: _Dist, device: torch.d
         history, elapsed = state["history"], state["elapsed_s"]
     elif dd.main and path.exists():
         raise FileExistsError(f"{path} exists: pass --resume to continue that run, or choose another --out")
+    if dd.main:  # a checkpoint (weights + two Adam moments) written next to the last, and model.pt
+        weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+        check_free_space(out, 7 * weights + (1 << 20), "--out")
 
     net = _Unrolled(model)
     if dd.enabled:
@@ -394,6 +495,22 @@ def _train(cfg: TrainConfig, resume: bool, out: Path, dd: _Dist, device: torch.d
         atomic_write_text(out / HISTORY, json.dumps(summary, indent=2, default=str) + "\n")
     dd.barrier()
     return summary
+
+
+def _resume_refusal(saved: dict[str, Any], cfg: TrainConfig, changed: list[tuple[str, Any, Any]]) -> str:
+    """The one-line refusal of a resume whose settings differ from the checkpoint's."""
+    keys = [k for k, _, _ in changed]
+    if "data_digest" in keys:
+        same_path = os.path.abspath(str(saved.get("data"))) == os.path.abspath(cfg.data)
+        what = (f"the data set {cfg.data} has changed since this run was trained on it" if same_path else
+                f"--data {cfg.data} is not the data set this run was trained on ({saved.get('data')})")
+        theirs = str(saved.get("data_digest"))[:12]
+        return (f"--resume: {what} (manifest digest {cfg.data_digest[:12]}, the checkpoint's {theirs}); "
+                "resume with the same data set, or start a new run in another --out")
+    key, theirs, mine = changed[0]
+    more = f" (and {', '.join(keys[1:])})" if len(keys) > 1 else ""
+    return (f"--resume: {key}={mine!r} differs from the checkpoint's {theirs!r}{more}; "
+            "use the same settings or a new --out")
 
 
 def _progress(cfg: TrainConfig, dd: _Dist, total: int, initial: int, epoch: int):
