@@ -78,7 +78,8 @@ def test_cli(tmp_path, one_thread, capsys):
     out = capsys.readouterr().out
     assert "convnext_micro: test accuracy" in out and (tmp_path / "checkpoint.pt").exists()
     assert main(args) == 2  # checkpoint exists, neither --resume nor --force
-    assert "--resume" in capsys.readouterr().out
+    err = capsys.readouterr().err  # user errors: one line on stderr
+    assert "--resume" in err and len(err.strip().splitlines()) == 1
     assert main(["train-classifier", "--model", "nope", "--no-save"]) == 2
 
 

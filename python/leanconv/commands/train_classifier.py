@@ -5,6 +5,8 @@ import argparse
 import ast
 import json
 
+from . import device, int_at_least, nonnegative_float, positive_float
+
 
 def _model_arg(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
@@ -28,20 +30,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-arg", action="append", type=_model_arg, default=[], metavar="KEY=VALUE",
                    help="constructor argument (Python literal), repeatable, e.g. --model-arg kernel_sizes=17")
     p.add_argument("--list", action="store_true", help="list the classification models and exit")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--weight-decay", type=float, default=0.05)
-    p.add_argument("--warmup-epochs", type=float, default=1.0)
-    p.add_argument("--augment", type=float, default=0.08, help="max random shift, fraction of the image (0: off)")
-    p.add_argument("--image-size", type=int, default=32, help="digits are upsampled from 8x8 to this size")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--epochs", type=int_at_least(1), default=10)
+    p.add_argument("--batch-size", type=int_at_least(1), default=64)
+    p.add_argument("--lr", type=positive_float, default=3e-3)
+    p.add_argument("--weight-decay", type=nonnegative_float, default=0.05)
+    p.add_argument("--warmup-epochs", type=nonnegative_float, default=1.0)
+    p.add_argument("--augment", type=nonnegative_float, default=0.08,
+                   help="max random shift, fraction of the image (0: off; below 0.5)")
+    p.add_argument("--image-size", type=int_at_least(8), default=32, help="digits are upsampled from 8x8 to this size")
+    p.add_argument("--seed", type=int_at_least(0), default=0)
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--channels-last", action="store_true", help="train in channels_last memory format")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int_at_least(1), default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--out", default=None, help="folder for checkpoint.pt and metrics.json (default runs/<model>)")
     p.add_argument("--no-save", action="store_true", help="write no checkpoint or metrics")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint in --out (with the same settings: model, data, schedule, "
+                        "--epochs)")
     p.add_argument("--force", action="store_true", help="overwrite an existing checkpoint in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -57,21 +62,16 @@ def run(args: argparse.Namespace) -> int:
         for name in list_models(task="classification"):
             print(f"{name:24s} {model_entry(name).summary}")
         return 0
-    if args.threads is not None:
-        if args.threads < 1:
-            raise SystemExit(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
     out = None if args.no_save else (args.out or f"runs/{args.model}")
     cfg = TrainConfig(
         model=args.model, model_kwargs=dict(args.model_arg), image_size=args.image_size, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
         augment=args.augment, seed=args.seed, device=args.device, channels_last=args.channels_last, out=out,
     )
-    try:
-        result = train_classifier(cfg, resume=args.resume, force=args.force, progress=not args.no_progress)
-    except (KeyError, ValueError, FileExistsError, RuntimeError) as exc:
-        print(f"leanconv train-classifier: error: {exc}")
-        return 2
+    cfg.validate()  # model name and arguments, sizes: before torch's threads are touched
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    result = train_classifier(cfg, resume=args.resume, force=args.force, progress=not args.no_progress)
     summary = {k: v for k, v in result.items() if k != "history"}
     print(json.dumps(summary, indent=2))
     line = (f"{result['model']}: test accuracy {100 * result['test_accuracy']:.2f}% "

@@ -21,12 +21,25 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
 
-__all__ = ["ModelEntry", "register_model", "register_preset", "create", "list_models", "model_entry"]
+__all__ = ["ModelEntry", "register_model", "register_preset", "create", "list_models", "model_entry",
+           "UnknownModelError", "ModelArgumentError"]
+
+
+class UnknownModelError(KeyError, ValueError):
+    """No model is registered under the name (a KeyError, and a ValueError for the command line)."""
+
+    def __str__(self) -> str:  # KeyError would show the message quoted
+        return str(self.args[0]) if self.args else ""
+
+
+class ModelArgumentError(TypeError, ValueError):
+    """A model's constructor does not take the keyword arguments it was given."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +50,31 @@ class ModelEntry:
     constructor: Callable[..., nn.Module]
     task: str
     summary: str
+
+    def arguments(self) -> list[str] | None:
+        """Names of the keyword arguments the constructor takes (None: any, it has ``**kwargs``)."""
+        target = getattr(self.constructor, "__leanconv_target__", self.constructor)
+        try:
+            params = inspect.signature(target).parameters.values()
+        except (TypeError, ValueError):  # no signature to read
+            return None
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            return None
+        return [p.name for p in params
+                if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+
+    def check_arguments(self, kwargs: dict) -> None:
+        """Raise :class:`ModelArgumentError` naming any of ``kwargs`` the constructor does not take."""
+        known = self.arguments()
+        if known is None:
+            return
+        unknown = [k for k in kwargs if k not in known]
+        if unknown:
+            hints = [m for k in unknown for m in difflib.get_close_matches(k, known, n=1)]
+            raise ModelArgumentError(
+                f"model {self.name!r} takes no argument {', '.join(map(repr, unknown))}"
+                + (f" (did you mean {', '.join(hints)}?)" if hints else "")
+                + f"; it takes {', '.join(known) or 'none'}")
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -81,24 +119,28 @@ def register_preset(name: str, cls: Callable[..., nn.Module], summary: str, *, t
 
     build.__name__ = build.__qualname__ = name
     build.__doc__ = summary
+    build.__leanconv_target__ = cls  # ModelEntry.arguments() reads cls's signature
     return register_model(name, task=task)(build)
 
 
 def model_entry(name: str) -> ModelEntry:
-    """The registry entry of ``name``; KeyError with close matches if unknown."""
+    """The registry entry of ``name``; :class:`UnknownModelError` (a KeyError) with close matches if unknown."""
     try:
         return _REGISTRY[name]
-    except KeyError:
+    except (KeyError, TypeError):
         close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise KeyError(
+        raise UnknownModelError(
             f"unknown model {name!r}{hint} (known: {', '.join(sorted(_REGISTRY)) or 'none'})"
         ) from None
 
 
 def create(name: str, **kwargs) -> nn.Module:
-    """Build the registered model ``name`` with ``kwargs`` (passed to its constructor)."""
-    return model_entry(name).constructor(**kwargs)
+    """Build the registered model ``name`` with ``kwargs`` (passed to its constructor);
+    :class:`ModelArgumentError` (a TypeError) names arguments the constructor does not take."""
+    entry = model_entry(name)
+    entry.check_arguments(kwargs)
+    return entry.constructor(**kwargs)
 
 
 def list_models(pattern: str | None = None, task: str | None = None) -> list[str]:

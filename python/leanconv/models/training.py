@@ -51,7 +51,19 @@ class TrainConfig:
     out: str | None = None
 
     def validate(self) -> None:
-        model_entry(self.model)  # KeyError naming close matches
+        """Refuse settings no run can use (ValueError or KeyError naming the setting), before any work."""
+        from .._preflight import check_device
+
+        entry = model_entry(self.model)  # UnknownModelError (a KeyError and ValueError) naming close matches
+        if entry.task != "classification":
+            raise ValueError(f"model {self.model!r} is a {entry.task} model, not a classifier "
+                             "(wave surrogates train with `leanconv train`)")
+        if not isinstance(self.model_kwargs, dict):
+            raise ValueError(f"model_kwargs must be a dict, got {self.model_kwargs!r}")
+        entry.check_arguments({"in_chans": 1, "num_classes": 10, **self.model_kwargs})
+        check_device(self.device, "device")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
         if self.dataset != "digits":
             raise ValueError(f"dataset must be 'digits' (the only bundled one), got {self.dataset!r}")
         for name in ("epochs", "batch_size", "image_size"):
@@ -112,12 +124,20 @@ def train_classifier(cfg: TrainConfig, *, resume: bool = False, force: bool = Fa
     from tqdm.auto import tqdm
 
     cfg.validate()
+    if cfg.out:
+        from .._preflight import check_output_dir
+
+        check_output_dir(cfg.out, "--out", files=("checkpoint.pt", "metrics.json"))
     ckpt_path = Path(cfg.out) / "checkpoint.pt" if cfg.out else None
     state = None
     if ckpt_path is not None and ckpt_path.exists():
         if resume:
-            state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-            if state.get("format") != CHECKPOINT_FORMAT:
+            try:
+                state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            except Exception as exc:  # not a torch file, truncated, ...
+                raise ValueError(f"{ckpt_path} is not a leanconv classifier checkpoint "
+                                 f"(torch.load: {type(exc).__name__}: {exc})") from exc
+            if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
                 raise ValueError(f"{ckpt_path} is not a leanconv classifier checkpoint")
             saved = state["config"]
             diff = [k for k in _RESUME_KEYS if saved.get(k) != asdict(cfg)[k]]
@@ -138,7 +158,12 @@ def train_classifier(cfg: TrainConfig, *, resume: bool = False, force: bool = Fa
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     torch.manual_seed(cfg.seed)
     kwargs = {"in_chans": split.in_chans, "num_classes": split.num_classes, **cfg.model_kwargs}
-    model = create(cfg.model, **kwargs).to(device=device, memory_format=memory_format)
+    try:
+        model = create(cfg.model, **kwargs)
+    except (TypeError, ValueError) as exc:  # a value its constructor cannot use
+        args = ", ".join(f"{k}={v!r}" for k, v in cfg.model_kwargs.items())
+        raise ValueError(f"cannot build {cfg.model}({args}): {exc}") from exc
+    model = model.to(device=device, memory_format=memory_format)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     optimizer = torch.optim.AdamW(
