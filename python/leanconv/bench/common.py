@@ -2,8 +2,10 @@
 
 Timing uses ``torch.utils.benchmark`` (it synchronises CUDA and picks repeat
 counts), or :func:`paired_rounds` where implementations are compared on a
-shared machine; we report medians.  Results go to ``benchmarks/results/`` (or
-``--out``) as JSON plus a markdown table, written atomically.
+shared machine; we report medians.  Results go to ``./benchmark-results/``
+under the current folder (or ``--out``, e.g. ``--out benchmarks/results`` in a
+source checkout) as JSON plus a markdown table, written atomically; never into
+the installed package or the source tree unless asked.
 """
 from __future__ import annotations
 
@@ -21,13 +23,46 @@ from .._io import atomic_write_text
 from .._report import markdown_table, paired_rounds  # noqa: F401  (the benchmarks' timing and tables)
 
 
+RESULTS_DIR = "benchmark-results"
+OUT_HELP = f"results folder (default ./{RESULTS_DIR} under the current folder)"
+
+
 def default_results_dir() -> Path:
-    """``benchmarks/results`` of the source checkout when there is one, else ``./benchmark-results``."""
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        if (parent / "benchmarks").is_dir() and (parent / "pyproject.toml").is_file():
-            return parent / "benchmarks" / "results"
-    return Path.cwd() / "benchmark-results"
+    """``./benchmark-results`` under the current folder (a checkout's committed
+    ``benchmarks/results`` is written only when given as ``--out``)."""
+    return Path.cwd() / RESULTS_DIR
+
+
+def results_dir(out: str | Path | None) -> Path:
+    """The results folder for ``--out`` (default :func:`default_results_dir`), refused before
+    any timing when it cannot be written."""
+    from .._preflight import check_output_dir
+
+    path = Path(out) if out is not None else default_results_dir()
+    check_output_dir(path, "--out")
+    return path
+
+
+def returns_exit_code(main: Callable[..., int]) -> Callable[..., int]:
+    """Make a benchmark's ``main(argv)`` return the exit code of an argument error
+    (or of ``--help``) instead of raising SystemExit, like ``leanconv.cli.main``."""
+    import functools
+
+    @functools.wraps(main)
+    def wrapper(argv: list[str] | None = None) -> int:
+        try:
+            return main(argv)
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+
+    return wrapper
+
+
+def parser(name: str, description: str, **kwargs: Any):
+    """The argument parser of benchmark ``name`` (one-line errors, prog ``leanconv bench NAME``)."""
+    from ..commands import ArgumentParser
+
+    return ArgumentParser(prog=f"leanconv bench {name}", description=description, **kwargs)
 
 
 def median_ms(fn: Callable[[], Any], min_run_time: float = 0.5) -> float:

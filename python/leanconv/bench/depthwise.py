@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .common import environment, median_ms, write_report
+from ..commands import int_at_least, positive_float
+from .common import OUT_HELP, environment, median_ms, parser, results_dir, returns_exit_code, write_report
 
 __all__ = ["Case", "CPU_CASES", "GPU_CASES", "main"]
 
@@ -210,22 +211,31 @@ COLUMNS = [
 ]
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="bench_depthwise", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    ap = parser("depthwise", __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--dtype", choices=["float32", "bfloat16", "float16", "float64"], default="float32")
     ap.add_argument("--quick", action="store_true", help="fewer cases, shorter timing")
     ap.add_argument("--cases", default="", help="comma-separated substrings: run only the cases whose name has one")
-    ap.add_argument("--rounds", type=int, default=None, help="interleaved timing rounds (default 3, quick 1)")
-    ap.add_argument("--min-run-time", type=float, default=None, help="seconds per measurement (default 0.3, quick 0.1)")
-    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
-    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    ap.add_argument("--rounds", type=int_at_least(1), default=None, help="interleaved timing rounds (default 3, quick 1)")
+    ap.add_argument("--min-run-time", type=positive_float, default=None,
+                    help="seconds per measurement (default 0.3, quick 0.1)")
+    ap.add_argument("--threads", type=int_at_least(1), default=None, help="torch.set_num_threads (CPU)")
+    ap.add_argument("--out", type=Path, default=None, help=OUT_HELP)
+    return ap
+
+
+@returns_exit_code
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
     args = ap.parse_args(argv)
 
     if args.device == "cuda" and not torch.cuda.is_available():
-        print("bench_depthwise: --device cuda but no GPU is visible")
-        return 2
+        ap.error("argument --device: cuda: no GPU is visible to torch here")
+    try:
+        out = results_dir(args.out)
+    except ValueError as exc:
+        ap.error(str(exc))
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
@@ -235,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.cases:
         wanted = [s.strip() for s in args.cases.split(",") if s.strip()]
         cases = [c for c in cases if any(s in c.name for s in wanted)]
+        if not cases:
+            ap.error(f"argument --cases: no {args.device} case matches {args.cases!r} (cases: "
+                     f"{', '.join(c.name for c in (CPU_CASES if args.device == 'cpu' else GPU_CASES))})")
     rounds = args.rounds or (1 if args.quick else 3)
     min_run_time = args.min_run_time or (0.1 if args.quick else 0.3)
 
@@ -262,6 +275,6 @@ def main(argv: list[str] | None = None) -> int:
         notes += "\n\nIssue targets (CPU, float32):\n\n" + "\n".join(f"- {t}" for t in targets)
     suffix = (f"-{args.threads}threads" if args.threads else "") + ("-quick" if args.quick or args.cases else "")
     name = f"depthwise-{args.device}-{args.dtype}{suffix}"
-    json_path, md_path = write_report(name, env, rows, args.out, COLUMNS, notes)
+    json_path, md_path = write_report(name, env, rows, out, COLUMNS, notes)
     print(f"wrote {json_path} and {md_path}")
     return 0

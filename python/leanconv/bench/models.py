@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import environment, paired_rounds, write_report
+from ..commands import device, int_at_least, positive_float
+from .common import OUT_HELP, environment, paired_rounds, parser, results_dir, returns_exit_code, write_report
 
 
 @dataclass
@@ -44,21 +44,35 @@ NETS = {
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bench_models", description=__doc__.split("\n\n")[0])
-    p.add_argument("--nets", default=",".join(NETS), help=f"comma-separated subset of {list(NETS)}")
-    p.add_argument("--modes", default="train,infer", help="comma-separated subset of train,infer")
-    p.add_argument("--layouts", default=",".join(LAYOUTS), help=f"comma-separated subset of {list(LAYOUTS)}")
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--batch", type=int, default=8, help="images per training / inference batch")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--min-run-time", type=float, default=5.0,
+def _subset(choices):
+    def parse(text: str) -> str:
+        names = [s.strip() for s in text.split(",") if s.strip()]
+        bad = [s for s in names if s not in choices]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(f"expected a comma list of {', '.join(choices)}, got {text!r}")
+        return ",".join(names)
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = parser("models", __doc__.split("\n\n")[0])
+    p.add_argument("--nets", type=_subset(list(NETS)), default=",".join(NETS),
+                   help=f"comma-separated subset of {list(NETS)}")
+    p.add_argument("--modes", type=_subset(["train", "infer"]), default="train,infer",
+                   help="comma-separated subset of train,infer")
+    p.add_argument("--layouts", type=_subset(list(LAYOUTS)), default=",".join(LAYOUTS),
+                   help=f"comma-separated subset of {list(LAYOUTS)}")
+    p.add_argument("--image-size", type=int_at_least(32), default=224, help="image side, >= 32 (default 224)")
+    p.add_argument("--batch", type=int_at_least(1), default=8, help="images per training / inference batch")
+    p.add_argument("--device", type=device, default="cpu", help="cpu or cuda")
+    p.add_argument("--threads", type=int_at_least(1), default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--min-run-time", type=positive_float, default=5.0,
                    help="seconds the slowest variant of a (net, mode) runs (at least 5 interleaved rounds)")
     p.add_argument("--cpu-time", action="store_true",
                    help="time with this process's CPU time (needs --device cpu --threads 1): robust on a busy machine")
     p.add_argument("--quick", action="store_true", help="small run: 96x96 images, batch 4")
-    p.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
+    p.add_argument("--out", default=None, help=OUT_HELP)
     return p
 
 
@@ -176,23 +190,18 @@ def _add_timings(group: list[dict[str, Any]], times: dict[tuple[str, str], np.nd
         row["rounds"] = len(t)
 
 
+@returns_exit_code
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    p = build_parser()
+    args = p.parse_args(argv)
     if args.quick:
         args.image_size, args.batch = 96, 4
-    for name in args.nets.split(","):
-        if name not in NETS:
-            print(f"bench_models: --nets: unknown net {name!r}; expected some of {list(NETS)}", file=sys.stderr)
-            return 2
-    if not set(args.modes.split(",")) <= {"train", "infer"} or not set(args.layouts.split(",")) <= set(LAYOUTS):
-        print("bench_models: --modes must be from train,infer and --layouts from nchw,channels_last", file=sys.stderr)
-        return 2
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("bench_models: --device cuda but no GPU is visible", file=sys.stderr)
-        return 2
     if args.cpu_time and (args.device != "cpu" or args.threads != 1):
-        print("bench_models: --cpu-time needs --device cpu and --threads 1", file=sys.stderr)
-        return 2
+        p.error("--cpu-time needs --device cpu and --threads 1")
+    try:
+        out = results_dir(args.out)
+    except ValueError as exc:
+        p.error(str(exc))
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     rows = run(args)
@@ -214,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cpu" and torch.get_num_threads() > 1:
         suffix += f"-{torch.get_num_threads()}threads"
     json_path, md_path = write_report(
-        "models" + suffix, env, rows, out_dir=args.out,
+        "models" + suffix, env, rows, out_dir=out,
         columns=["net", "mode", "layout", "backend", "ms", "images_per_s", "speedup_same_layout",
                  "speedup_vs_best_torch", "rounds", "max_rel_diff", "dw_layers_leanconv", "dw_layers_torch", "note"],
         notes=notes,

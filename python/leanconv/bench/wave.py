@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .common import environment, paired_rounds, write_report
+from ..commands import device, int_at_least, nonnegative_float
+from .common import OUT_HELP, environment, paired_rounds, parser, results_dir, returns_exit_code, write_report
 
 DEFAULT_GRIDS = (64, 128, 256, 512)
 DEFAULT_BATCHES = (1, 64)
@@ -79,33 +80,54 @@ def time_generation(grid: int, samples: int, steps: int, every: int, device: str
     return time.perf_counter() - t0
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="leanconv bench wave", description=__doc__.split("\n\n")[0])
-    p.add_argument("--grids", type=int, nargs="+", default=list(DEFAULT_GRIDS), help="nodes per side")
-    p.add_argument("--batches", type=int, nargs="+", default=list(DEFAULT_BATCHES))
+def build_parser() -> argparse.ArgumentParser:
+    p = parser("wave", __doc__.split("\n\n")[0])
+    p.add_argument("--grids", type=int_at_least(3), nargs="+", default=list(DEFAULT_GRIDS),
+                   help=f"nodes per side, >= 3 (default {' '.join(map(str, DEFAULT_GRIDS))})")
+    p.add_argument("--batches", type=int_at_least(1), nargs="+", default=list(DEFAULT_BATCHES))
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (the sparse loop always runs on CPU)")
+    p.add_argument("--device", type=device, default="cpu", help="cpu or cuda (the sparse loop always runs on CPU)")
     p.add_argument("--boundary", default="neumann")
     p.add_argument("--backends", nargs="+", default=["kernel", "torch"], choices=["kernel", "torch"],
                    help="solver step implementations to time")
-    p.add_argument("--min-time", type=float, default=2.0,
+    p.add_argument("--min-time", type=nonnegative_float, default=2.0,
                    help="seconds the slowest implementation runs per case (at least 5 interleaved rounds)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's current setting)")
+    p.add_argument("--threads", type=int_at_least(1), default=None,
+                   help="torch threads (default: torch's current setting)")
     p.add_argument("--cpu-time", action="store_true",
                    help="time with the process's CPU time instead of wall time (needs --threads 1, CPU)")
     p.add_argument("--no-sparse", action="store_true", help="skip the sparse baseline (GPU-only sweeps)")
     p.add_argument("--generation", action="store_true", help="also time data-set generation (200 trajectories)")
-    p.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
+    p.add_argument("--quick", action="store_true", help="a short run: grids 64 and 128, batches 1 and 8, 0.5 s per case")
+    p.add_argument("--out", default=None, help=OUT_HELP)
+    return p
+
+
+@returns_exit_code
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        p.error("--device cuda: no GPU is visible")
+    if args.quick:
+        if args.grids == list(DEFAULT_GRIDS):
+            args.grids = [64, 128]
+        if args.batches == list(DEFAULT_BATCHES):
+            args.batches = [1, 8]
+        args.min_time = min(args.min_time, 0.5)
+    try:
+        from leanconv.wave.grid import Boundary
+
+        Boundary.parse(args.boundary)
+    except ValueError as exc:
+        p.error(f"argument --boundary: {exc}")
+    threads = args.threads if args.threads is not None else torch.get_num_threads()
+    if args.cpu_time and (args.device != "cpu" or threads != 1):
+        p.error("--cpu-time needs --device cpu and --threads 1")
+    try:
+        out = results_dir(args.out)
+    except ValueError as exc:
+        p.error(str(exc))
     if args.threads is not None:
-        if args.threads < 1:
-            p.error("--threads must be >= 1")
         torch.set_num_threads(args.threads)
-    if args.cpu_time:
-        if args.device != "cpu" or torch.get_num_threads() != 1:
-            p.error("--cpu-time needs --device cpu and --threads 1")
     clock = time.process_time if args.cpu_time else time.perf_counter
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else None
     dtype = getattr(torch, args.dtype)
@@ -161,6 +183,6 @@ def main(argv: list[str] | None = None) -> int:
         name += "-cputime"
     env = environment(args.device)
     env["clock"] = "process CPU time" if args.cpu_time else "wall"
-    json_path, md_path = write_report(name, env, rows, args.out and __import__("pathlib").Path(args.out), notes=notes)
+    json_path, md_path = write_report(name, env, rows, out, notes=notes)
     print(f"wrote {json_path} and {md_path}")
     return 0
