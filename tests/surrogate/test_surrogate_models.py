@@ -52,12 +52,14 @@ def test_unet3d_shapes(conv, kw):
 def test_registry_round_trip():
     m = create("wave_unet2d", conv="factorized", rank=0.25, width=4, levels=2)
     assert isinstance(m, WaveUNet2d) and m.config["conv"] == "factorized"
+    default = create("wave_unet2d", conv="factorized", width=4, levels=2)  # FactorizedConv2d's default rank
+    assert default.down[0].conv2.rank == FactorizedConv2d(4, 4, 3, rank=0.1).rank
     assert isinstance(create("wave_unet3d", width=4, levels=2), WaveUNet3d)
 
 
 @pytest.mark.parametrize("kw, match", [
     ({"conv": "sparse"}, "conv must be one of"),
-    ({"conv": "factorized"}, "needs rank"),
+    ({"conv": "factorized", "rank": 0}, "rank must be >= 1"),
     ({"t_in": 0}, "t_in must be a positive int"),
     ({"width": 2.5}, "width must be a positive int"),
 ])

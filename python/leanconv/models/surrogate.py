@@ -18,6 +18,7 @@ from .registry import register_model
 __all__ = ["CONV_KINDS", "BASES", "make_conv", "WaveUNet2d", "WaveUNet3d"]
 
 CONV_KINDS = ("dense", "factorized", "large_kernel")
+DEFAULT_RANK = 0.1  # FactorizedConv2d's default: 10x fewer weights
 BASES = ("last", "fe")
 
 
@@ -39,7 +40,7 @@ def make_conv(
 
     - ``dense``: ``nn.Conv2d(in, out, k)``;
     - ``factorized``: ``leanconv.nn.FactorizedConv2d(in, out, k, rank=rank, recompute=True)``
-      (one-way factorized CP kernel; ``rank`` an int or a parameter ratio; the
+      (one-way factorized CP kernel; ``rank`` an int or a parameter ratio, default 0.1; the
       R-channel intermediates are recomputed in backward, so training needs no
       more activation memory than the dense variant);
     - ``large_kernel``: a depthwise ``large_kernel`` x ``large_kernel``
@@ -53,10 +54,8 @@ def make_conv(
     if conv == "factorized":
         from ..nn import FactorizedConv2d
 
-        if rank is None:
-            raise ValueError("conv='factorized' needs rank (an int, or a float ratio in (0, 1])")
-        return FactorizedConv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, rank=rank,
-                                recompute=True)
+        return FactorizedConv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2,
+                                rank=DEFAULT_RANK if rank is None else rank, recompute=True)
     from ..nn import DepthwiseConv2d
 
     if large_kernel < 1 or large_kernel % 2 == 0:
@@ -72,9 +71,7 @@ def _make_conv3d(conv: str, cin: int, cout: int, k: int, rank) -> nn.Module:
     if conv == "factorized":
         from ..nn import FactorizedConv3d
 
-        if rank is None:
-            raise ValueError("conv='factorized' needs rank (an int, or a float ratio in (0, 1])")
-        return FactorizedConv3d(cin, cout, k, padding=k // 2, rank=rank)
+        return FactorizedConv3d(cin, cout, k, padding=k // 2, rank=DEFAULT_RANK if rank is None else rank)
     if conv == "large_kernel":
         raise ValueError("the 3-D surrogate supports conv='dense' or 'factorized'")
     return nn.Conv3d(cin, cout, k, padding=k // 2)
