@@ -8,6 +8,7 @@ from torch import nn
 
 from ..ops._geometry import ntuple, padding_pairs, same_padding
 from ..ops.depthwise import depthwise_conv
+from ._select import check_backend, pick
 
 __all__ = ["DepthwiseConv2d", "DepthwiseConv3d"]
 
@@ -52,7 +53,7 @@ class _DepthwiseMixin:
             return same_padding(self.kernel_size, self.dilation)  # "same"
         return padding_pairs(list(self.padding), n)
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
+    def _leanconv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         pairs = self._pairs()
         if self.padding_mode != "zeros":
             # F.pad wants (last axis first): reverse the per-axis pairs.
@@ -60,7 +61,29 @@ class _DepthwiseMixin:
             pad = [p for i in reversed(range(n)) for p in (pairs[2 * i], pairs[2 * i + 1])]
             input = F.pad(input, pad, mode=self.padding_mode)
             pairs = [0] * (2 * n)
-        return depthwise_conv(input, self.weight, self.bias, list(self.stride), pairs, list(self.dilation))
+        return depthwise_conv(input, weight, bias, list(self.stride), pairs, list(self.dilation))
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        backend = getattr(self, "backend", None)
+        return s if backend is None else f"{s}, backend={backend!r}"
+
+    def _table_backend(self) -> str:
+        """The built-in choice (used while torch.compile / torch.fx trace), from the
+        benchmarks: PyTorch's kernel for 3x3 (and smaller) kernels, and on CUDA for half
+        types up to 7 taps per axis; leanconv's elsewhere."""
+        k = max(self.kernel_size)
+        if self.weight.device.type == "cuda" and self.weight.dtype in (torch.float16, torch.bfloat16):
+            return "torch" if k <= 7 else "leanconv"
+        return "torch" if k <= 3 else "leanconv"
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        backend = pick(type(self).__name__, getattr(self, "backend", None), input, self.kernel_size, self.stride,
+                       self.padding, self.dilation, (self.weight, self.bias),
+                       {"leanconv": self._leanconv_forward, "torch": self._conv_forward}, self._table_backend)
+        if backend == "torch":
+            return self._conv_forward(input, self.weight, self.bias)
+        return self._leanconv_forward(input, self.weight, self.bias)
 
 
 class DepthwiseConv2d(_DepthwiseMixin, nn.Conv2d):
@@ -72,6 +95,12 @@ class DepthwiseConv2d(_DepthwiseMixin, nn.Conv2d):
     checkpoint of one loads into the other.  ``out_channels`` and ``groups``
     default to ``in_channels`` and must equal it.  Kernels may be rectangular
     (e.g. 51x5); padding may be an int, a pair, ``"same"`` or ``"valid"``.
+
+    ``backend``: ``"leanconv"`` (leanconv's kernels), ``"torch"`` (PyTorch's
+    convolution, as ``nn.Conv2d``), ``"auto"`` (for each new call signature the
+    faster of the two, measured once and cached: see :mod:`leanconv.nn._select`)
+    or None (default: ``$LEANCONV_BACKEND``, else ``"auto"``).  Both are exact;
+    the results differ only by floating-point rounding.
     """
 
     def __init__(
@@ -87,6 +116,8 @@ class DepthwiseConv2d(_DepthwiseMixin, nn.Conv2d):
         padding_mode: str = "zeros",
         device=None,
         dtype=None,
+        *,
+        backend: str | None = None,
     ) -> None:
         out_channels = in_channels if out_channels is None else out_channels
         groups = in_channels if groups is None else groups
@@ -95,11 +126,13 @@ class DepthwiseConv2d(_DepthwiseMixin, nn.Conv2d):
             padding_mode, device, dtype,
         )
         self._check_depthwise()
+        self.backend = check_backend(backend, type(self).__name__)
 
 
 class DepthwiseConv3d(_DepthwiseMixin, nn.Conv3d):
     """Depthwise 3-D convolution on leanconv's kernels; drop-in for
-    ``nn.Conv3d(C, C, kernel_size, groups=C)`` (same arguments and ``state_dict``)."""
+    ``nn.Conv3d(C, C, kernel_size, groups=C)`` (same arguments and ``state_dict``;
+    ``backend`` as in :class:`DepthwiseConv2d`)."""
 
     def __init__(
         self,
@@ -114,6 +147,8 @@ class DepthwiseConv3d(_DepthwiseMixin, nn.Conv3d):
         padding_mode: str = "zeros",
         device=None,
         dtype=None,
+        *,
+        backend: str | None = None,
     ) -> None:
         out_channels = in_channels if out_channels is None else out_channels
         groups = in_channels if groups is None else groups
@@ -122,3 +157,4 @@ class DepthwiseConv3d(_DepthwiseMixin, nn.Conv3d):
             padding_mode, device, dtype,
         )
         self._check_depthwise()
+        self.backend = check_backend(backend, type(self).__name__)

@@ -48,6 +48,7 @@ from torch import nn
 from ..ops._geometry import ntuple, padding_pairs, same_padding
 from ..ops.factorized import factorized_conv
 from . import _decompose
+from ._select import check_backend, pick
 
 __all__ = ["FactorizedConv2d", "FactorizedConv3d", "resolve_rank", "factorized_param_count"]
 
@@ -136,6 +137,7 @@ class _FactorizedConvNd(nn.Module):
         rank: int | float = 0.1,
         factorization: str = "cp",
         recompute: bool = False,
+        backend: str | None = None,
     ) -> None:
         super().__init__()
         name, n = type(self).__name__, self._dims
@@ -169,6 +171,7 @@ class _FactorizedConvNd(nn.Module):
         if not isinstance(recompute, bool):
             raise ValueError(f"{name}: recompute must be True or False, got {recompute!r}")
         self.recompute = recompute
+        self.backend = check_backend(backend, name)
         self.rank = resolve_rank(rank, in_channels, out_channels, self.kernel_size, factorization, name)
         dense = self.dense_param_count
         if self.param_count > dense:
@@ -247,17 +250,23 @@ class _FactorizedConvNd(nn.Module):
     def weight(self) -> torch.Tensor:
         """The dense kernel (C_out, C_in, k...) this layer computes with (read-only,
         reconstructed from the factors, differentiable)."""
-        letters = "zyx"[3 - self._dims :]
         if self.factorization == "cp":
-            # (A * lam) @ khatri_rao(B, F...)^T: temporaries of C_in * prod(k) * R elements at most
-            # (a plain einsum would contract left to right through a C_out x C_in x R tensor)
-            kr = self.in_factor
-            for f in self.spatial_factors:
-                kr = (kr[:, None, :] * f[None, :, :]).reshape(-1, self.rank)
-            w = (self.out_factor * self.cp_weights) @ kr.t()
-            return w.view(self.out_channels, self.in_channels, *self.kernel_size)
+            return self._cp_kernel(self.in_factor, self.out_factor, self.cp_weights, list(self.spatial_factors))
+        return self._spatial_kernel(list(self.spatial_factors))
+
+    def _cp_kernel(self, in_factor, out_factor, cp_weights, spatial) -> torch.Tensor:
+        # (A * lam) @ khatri_rao(B, F...)^T: temporaries of C_in * prod(k) * R elements at most
+        # (a plain einsum would contract left to right through a C_out x C_in x R tensor)
+        kr = in_factor
+        for f in spatial:
+            kr = (kr[:, None, :] * f[None, :, :]).reshape(-1, self.rank)
+        w = (out_factor * cp_weights) @ kr.t()
+        return w.view(self.out_channels, self.in_channels, *self.kernel_size)
+
+    def _spatial_kernel(self, spatial) -> torch.Tensor:
+        letters = "zyx"[3 - self._dims :]
         spec = ",".join(f"oi{a}r" for a in letters) + "->oi" + letters
-        return torch.einsum(spec, *self.spatial_factors)
+        return torch.einsum(spec, *spatial)
 
     def __setattr__(self, name, value):
         if name == "weight":
@@ -276,25 +285,55 @@ class _FactorizedConvNd(nn.Module):
         return padding_pairs(list(self.padding), n)
 
     # ------------------------------------------------------------------ forward
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
+    def _params(self) -> tuple:
+        """The parameters the forward reads, in the order of ``_cp_forward`` / ``_dense_forward``."""
+        if self.factorization == "cp":
+            return (self.in_factor, self.out_factor, self.cp_weights, self.bias, *self.spatial_factors)
+        return (self.bias, *self.spatial_factors)
+
+    def _padded(self, input: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+        """``input`` with a non-zeros padding mode applied, and the zero padding still to do."""
         n = self._dims
-        input = _checked_input(input, self.in_channels, n, type(self).__name__)
         pairs = self._padding_pairs()
         if self.padding_mode != "zeros":
             pad = [p for i in reversed(range(n)) for p in (pairs[2 * i], pairs[2 * i + 1])]
-            input = F.pad(input, pad, mode=self.padding_mode)
-            pairs = [0] * (2 * n)
+            return F.pad(input, pad, mode=self.padding_mode), [0] * (2 * n)
+        return input, pairs
+
+    def _cp_forward(self, input, in_factor, out_factor, cp_weights, bias, *spatial) -> torch.Tensor:
+        """The CP path: GEMM, the fused chain of 1-D filters, GEMM (leanconv's kernels)."""
+        input, pairs = self._padded(input)
+        return factorized_conv(input, in_factor, list(spatial), out_factor, cp_weights, bias, list(self.stride),
+                               pairs, list(self.dilation), recompute=self.recompute)
+
+    def _dense_forward(self, input, *params) -> torch.Tensor:
+        """The dense path: PyTorch's convolution with the reconstructed kernel."""
+        n = self._dims
         if self.factorization == "cp":
-            return factorized_conv(
-                input, self.in_factor, list(self.spatial_factors), self.out_factor, self.cp_weights, self.bias,
-                list(self.stride), pairs, list(self.dilation), recompute=self.recompute,
-            )
-        conv = F.conv2d if n == 2 else F.conv3d
+            in_factor, out_factor, cp_weights, bias, *spatial = params
+            weight = self._cp_kernel(in_factor, out_factor, cp_weights, spatial)
+        else:
+            bias, *spatial = params
+            weight = self._spatial_kernel(spatial)
+        input, pairs = self._padded(input)
         pad = [pairs[2 * i] for i in range(n)]
         if any(pairs[2 * i] != pairs[2 * i + 1] for i in range(n)):
             input = F.pad(input, [p for i in reversed(range(n)) for p in (pairs[2 * i], pairs[2 * i + 1])])
             pad = [0] * n
-        return conv(input, self.weight, self.bias, self.stride, pad, self.dilation)
+        return (F.conv2d if n == 2 else F.conv3d)(input, weight, bias, self.stride, pad, self.dilation)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        input = _checked_input(input, self.in_channels, self._dims, type(self).__name__)
+        params = self._params()
+        if self.factorization != "cp":
+            return self._dense_forward(input, *params)
+        backend = pick(type(self).__name__, getattr(self, "backend", None), input,
+                       (self.out_channels, self.rank, *self.kernel_size), self.stride, self._padding_pairs(),
+                       self.dilation, params, {"leanconv": self._cp_forward, "torch": self._dense_forward},
+                       lambda: "leanconv")
+        if backend == "torch":
+            return self._dense_forward(input, *params)
+        return self._cp_forward(input, *params)
 
     def extra_repr(self) -> str:
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
@@ -307,6 +346,8 @@ class _FactorizedConvNd(nn.Module):
             s += f", padding_mode={self.padding_mode!r}"
         if self.recompute:
             s += ", recompute=True"
+        if getattr(self, "backend", None) is not None:
+            s += f", backend={self.backend!r}"
         ratio = self.compression
         size = f"{ratio:.3g}x fewer weights" if ratio >= 1 else f"{1 / ratio:.3g}x more weights than dense"
         return s + f", rank={self.rank}, factorization={self.factorization!r} ({size})"
@@ -389,8 +430,12 @@ class FactorizedConv2d(_FactorizedConvNd):
     """One-way factorized 2-D convolution; drop-in for ``nn.Conv2d`` (same positional
     arguments; ``groups`` must be 1) plus keyword ``rank`` (int, or float fraction of
     the dense weight count, default 0.1 = 10x fewer weights), ``factorization``
-    ('cp' or 'spatial') and ``recompute`` (cp: keep only the input for backward and
-    recompute the R-channel intermediates there, for less training memory).
+    ('cp' or 'spatial'), ``recompute`` (cp: keep only the input for backward and
+    recompute the R-channel intermediates there, for less training memory) and
+    ``backend`` (cp: ``"leanconv"`` runs the CP path, ``"torch"`` PyTorch's
+    convolution with the reconstructed kernel, ``"auto"`` the faster of the two
+    for each call signature, measured once; None, the default, reads
+    ``$LEANCONV_BACKEND``, else ``"auto"``).
 
     Parameters (cp): ``out_factor`` (C_out, R), ``in_factor`` (C_in, R),
     ``spatial_factors`` [(kH, R), (kW, R)], ``cp_weights`` (R,), ``bias`` (C_out,).

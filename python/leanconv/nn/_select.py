@@ -1,0 +1,209 @@
+"""Per-shape choice of implementation for the drop-in modules ("auto" backend).
+
+A drop-in module is only worth using where it is not slower than the torch
+module it replaces.  leanconv's kernels win by large factors at large kernels
+and lose at some small ones, so each module picks, for every new call
+signature (device, dtype, layout, shapes, stride, padding, dilation, which
+gradients are needed, threads), the faster of its two exact implementations -
+leanconv's kernel or PyTorch's convolution (for FactorizedConv: the CP path or
+the dense reconstructed kernel) - the way ``torch.backends.cudnn.benchmark``
+does: both run once to warm up, then in up to three interleaved rounds
+(forward, plus backward when gradients are needed; CUDA timed with events),
+and the faster one is kept for the rest of the process.  Under ``torch.compile``
+nothing can be measured while tracing: a cached choice is not consulted and
+a built-in table decides (see each module's ``_table_backend``).
+
+Controls: the module argument ``backend="auto" | "leanconv" | "torch"``; when
+it is not given, the environment variable ``LEANCONV_BACKEND`` (same values;
+default ``auto``).  :func:`backend_choices` lists what was chosen,
+:func:`save_backend_choices` / :func:`load_backend_choices` keep choices
+across processes (loaded choices are used without measuring), and
+:func:`clear_backend_choices` forgets them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.fx
+
+__all__ = ["BACKENDS", "backend_choices", "save_backend_choices", "load_backend_choices", "clear_backend_choices"]
+
+BACKENDS = ("auto", "leanconv", "torch")
+ENV = "LEANCONV_BACKEND"
+KEY_FIELDS = ("module", "device", "dtype", "layout", "input_shape", "kernel", "stride", "padding", "dilation",
+              "grad_input", "grad_weight", "threads")
+ROUNDS = 3
+DECISIVE = 3.0  # after the first round, a candidate this many times slower is out
+
+_CHOICES: dict[tuple, dict[str, Any]] = {}
+_fx_tracing = getattr(torch.fx._symbolic_trace, "is_fx_symbolic_tracing", torch.fx._symbolic_trace.is_fx_tracing)
+
+
+def check_backend(backend: str | None, owner: str) -> str | None:
+    """A module's ``backend`` argument (None: from ``LEANCONV_BACKEND`` at each call)."""
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"{owner}: backend must be one of {BACKENDS} (or None for ${ENV}), got {backend!r}")
+    return backend
+
+
+def requested(backend: str | None) -> str:
+    """The module's own setting, else ``LEANCONV_BACKEND``, else ``'auto'``."""
+    if backend is not None:
+        return backend
+    env = os.environ.get(ENV, "auto").strip().lower() or "auto"
+    if env not in BACKENDS:
+        raise ValueError(f"{ENV} must be one of {BACKENDS}, got {os.environ[ENV]!r}")
+    return env
+
+
+def layout_of(t: torch.Tensor) -> str:
+    if t.is_contiguous():
+        return "contiguous"
+    for name, mf in (("channels_last", torch.channels_last), ("channels_last_3d", torch.channels_last_3d)):
+        if t.dim() == (4 if name == "channels_last" else 5) and t.is_contiguous(memory_format=mf):
+            return name
+    return "strided"
+
+
+def call_key(module: str, input: torch.Tensor, kernel: Sequence[int], stride: Sequence[int],
+             padding: Any, dilation: Sequence[int], params: Sequence[torch.Tensor]) -> tuple:
+    """The signature a choice is kept for (see :data:`KEY_FIELDS`)."""
+    grad = torch.is_grad_enabled()
+    dtype = input.dtype
+    kind = input.device.type
+    if torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind):
+        dtype = torch.get_autocast_dtype(kind)
+    return (module, str(input.device), str(dtype).replace("torch.", ""), layout_of(input), tuple(input.shape),
+            tuple(kernel), tuple(stride), padding if isinstance(padding, str) else tuple(padding), tuple(dilation),
+            grad and input.requires_grad, grad and any(p.requires_grad for p in params),
+            torch.get_num_threads() if kind == "cpu" else 0)
+
+
+def _time_call(name: str, fn: Callable[[], Any], device: torch.device) -> float:
+    """Seconds of one call (CUDA: events on the current stream)."""
+    if device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def pick(module: str, setting: str | None, input: torch.Tensor, kernel: Sequence[int], stride: Sequence[int],
+         padding: Any, dilation: Sequence[int], params: Sequence[torch.Tensor | None],
+         forwards: dict[str, Callable[..., torch.Tensor]], table: Callable[[], str]) -> str:
+    """The implementation a module runs for this call: ``'leanconv'`` or ``'torch'``.
+
+    ``setting``: the module's ``backend`` argument; ``forwards``: both implementations as
+    functions of ``(input, *params)``; ``table()``: the built-in choice, used while
+    ``torch.compile`` or ``torch.fx`` traces (nothing can be timed then)."""
+    backend = requested(setting)
+    if backend != "auto":
+        return backend
+    if torch.compiler.is_compiling() or _fx_tracing():
+        return table()
+    present = [p for p in params if p is not None]
+    key = call_key(module, input, kernel, stride, padding, dilation, present)
+    hit = _CHOICES.get(key)
+    if hit is not None:
+        return hit["backend"]
+    return choose(key, timed_candidates(input, params, forwards, key[9], key[10]), input.device)
+
+
+def timed_candidates(input: torch.Tensor, params: Sequence[torch.Tensor | None],
+                     forwards: dict[str, Callable[..., torch.Tensor]], grad_input: bool,
+                     grad_weight: bool) -> dict[str, Callable[[], None]]:
+    """Each implementation as a call to time: forward on detached copies of the inputs,
+    then backward (gradient of ones, no random numbers drawn) when gradients are needed."""
+    x = input.detach().requires_grad_(grad_input)
+    ps = [None if p is None else p.detach().requires_grad_(grad_weight and p.requires_grad) for p in params]
+    wrt = [t for t in (x, *ps) if t is not None and t.requires_grad]
+
+    def run(fwd: Callable[..., torch.Tensor]) -> None:
+        if not wrt:
+            with torch.no_grad():
+                fwd(x, *ps)
+            return
+        with torch.enable_grad():
+            y = fwd(x, *ps)
+            torch.autograd.grad(y, wrt, torch.ones_like(y))
+
+    return {name: (lambda f=f: run(f)) for name, f in forwards.items()}
+
+
+def choose(key: tuple, candidates: dict[str, Callable[[], Any]], device: torch.device) -> str:
+    """Time ``candidates`` (warm-up, then up to :data:`ROUNDS` interleaved rounds, best time
+    each), keep the faster one for ``key`` and return its name."""
+    for fn in candidates.values():  # warm-up (allocator, lazy initialisation, caches)
+        fn()
+    names = list(candidates)
+    times: dict[str, list[float]] = {k: [] for k in names}
+    for r in range(ROUNDS):
+        for name in names if r % 2 == 0 else reversed(names):
+            times[name].append(_time_call(name, candidates[name], device))
+        best = {k: min(v) for k, v in times.items()}
+        if r == 0 and max(best.values()) > DECISIVE * min(best.values()):
+            break
+    best = {k: min(v) for k, v in times.items()}
+    winner = min(best, key=best.get)
+    _CHOICES[key] = {"backend": winner, "how": "measured", "times_ms": {k: v * 1e3 for k, v in best.items()}}
+    return winner
+
+
+def backend_choices() -> list[dict[str, Any]]:
+    """Every choice made (or loaded) in this process: the call signature's fields, the
+    backend, how it was decided, and the measured times (ms) where measured."""
+    return [{**dict(zip(KEY_FIELDS, key)), **value} for key, value in _CHOICES.items()]
+
+
+def clear_backend_choices() -> None:
+    """Forget every choice (the next call of each signature measures again)."""
+    _CHOICES.clear()
+
+
+def _tuples(v: Any) -> Any:
+    return tuple(_tuples(x) for x in v) if isinstance(v, list) else v
+
+
+def save_backend_choices(path: str | os.PathLike) -> Path:
+    """Write the choices to a JSON file (atomically); returns its path."""
+    from .._io import atomic_write_text
+
+    path = Path(path)
+    rows = [{"key": list(key), **value} for key, value in _CHOICES.items()]
+    atomic_write_text(path, json.dumps({"format": "leanconv-backend-choices/1", "fields": list(KEY_FIELDS),
+                                        "choices": rows}, indent=1) + "\n")
+    return path
+
+
+def load_backend_choices(path: str | os.PathLike) -> int:
+    """Add the choices of a file written by :func:`save_backend_choices` (they are used
+    without measuring; a signature chosen in this process already keeps its choice).
+    Returns the number of choices read."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable backend-choices file ({exc})") from exc
+    if not isinstance(data, dict) or data.get("format") != "leanconv-backend-choices/1" \
+            or list(data.get("fields", [])) != list(KEY_FIELDS):
+        raise ValueError(f"{path}: not a leanconv backend-choices file of this version "
+                         f"(format leanconv-backend-choices/1 with fields {list(KEY_FIELDS)})")
+    n = 0
+    for row in data["choices"]:
+        if row.get("backend") not in ("leanconv", "torch") or len(row.get("key", [])) != len(KEY_FIELDS):
+            raise ValueError(f"{path}: bad entry {row!r}")
+        key = tuple(_tuples(v) for v in row["key"])
+        _CHOICES.setdefault(key, {"backend": row["backend"], "how": "loaded", "times_ms": row.get("times_ms")})
+        n += 1
+    return n

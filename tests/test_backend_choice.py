@@ -1,0 +1,140 @@
+"""Per-shape backend choice of the drop-in modules (backend="auto"), on forced timings."""
+import json
+
+import pytest
+import torch
+
+from leanconv.nn import DepthwiseConv2d, DepthwiseConv3d, FactorizedConv2d
+from leanconv.nn import _select
+
+
+@pytest.fixture
+def timings(monkeypatch):
+    """Forced timings: ``timings["torch"] = 1.0`` makes PyTorch's path look that slow.
+    Every timed call is counted in ``timings["calls"]``."""
+    state = {"leanconv": 1.0, "torch": 2.0, "calls": 0}
+
+    def fake(name, fn, device):
+        fn()
+        state["calls"] += 1
+        return state[name]
+
+    monkeypatch.setattr(_select, "_time_call", fake)
+    monkeypatch.delenv(_select.ENV, raising=False)
+    _select.clear_backend_choices()
+    yield state
+    _select.clear_backend_choices()
+
+
+def spy(monkeypatch, module):
+    """Which path each call took: patch both implementations to record their name."""
+    taken = []
+    for name, attr in (("leanconv", "_leanconv_forward" if hasattr(module, "_leanconv_forward") else "_cp_forward"),
+                       ("torch", "_conv_forward" if hasattr(module, "_leanconv_forward") else "_dense_forward")):
+        original = getattr(module, attr)
+
+        def wrapped(*a, _orig=original, _name=name, **k):
+            taken.append(_name)
+            return _orig(*a, **k)
+
+        monkeypatch.setattr(module, attr, wrapped)
+    return taken
+
+
+@pytest.mark.parametrize("make", [lambda b: DepthwiseConv2d(4, 4, 3, padding=1, backend=b),
+                                  lambda b: FactorizedConv2d(4, 6, 3, padding=1, rank=3, backend=b)])
+def test_picks_each_backend_on_forced_timings_with_the_same_results(timings, monkeypatch, make):
+    m = make("auto")
+    x = torch.randn(2, 4, 9, 8)
+    y_lean = m(x)
+    assert _select.backend_choices()[-1]["backend"] == "leanconv"
+    timings.update(leanconv=3.0, torch=1.0)
+    x2 = torch.randn(2, 4, 9, 7)  # a new signature is measured again
+    taken = spy(monkeypatch, m)
+    m(x2)
+    assert _select.backend_choices()[-1]["backend"] == "torch" and taken[-1] == "torch"
+    forced = make("leanconv")
+    forced.load_state_dict(m.state_dict())
+    torch.testing.assert_close(m(x2), forced(x2), atol=1e-5, rtol=1e-4)  # both exact
+    as_torch = make("torch")
+    as_torch.load_state_dict(m.state_dict())
+    torch.testing.assert_close(as_torch(x), y_lean, atol=1e-5, rtol=1e-4)
+
+
+def test_cache_is_keyed_by_shape_layout_dtype_and_gradients(timings):
+    m = DepthwiseConv2d(4, 4, 3, padding=1, backend="auto")
+    x = torch.randn(2, 4, 9, 8)
+    m(x)
+    calls = timings["calls"]
+    m(x.clone())  # same signature: no measurement
+    assert timings["calls"] == calls and len(_select.backend_choices()) == 1
+    for variant in (torch.randn(3, 4, 9, 8), x.contiguous(memory_format=torch.channels_last), x.double(),
+                    x.clone().requires_grad_()):
+        if variant.dtype == torch.float64:
+            m.double()
+        m(variant)
+        m.float()
+    keys = [(c["input_shape"], c["layout"], c["dtype"], c["grad_input"]) for c in _select.backend_choices()]
+    assert len(set(keys)) == 5
+    assert {c["grad_weight"] for c in _select.backend_choices()} == {True}
+    with torch.no_grad():
+        m(x.clone().requires_grad_())  # forward only: a signature of its own
+    assert len(_select.backend_choices()) == 6
+    assert not _select.backend_choices()[-1]["grad_weight"] and not _select.backend_choices()[-1]["grad_input"]
+    m.weight.requires_grad_(False)
+    m.bias.requires_grad_(False)
+    m(x)  # nothing needs a gradient: the same forward-only signature
+    assert len(_select.backend_choices()) == 6
+
+
+def test_force_switch_argument_and_environment(timings, monkeypatch):
+    m = DepthwiseConv3d(2, 2, 3, padding=1, backend="torch")
+    taken = spy(monkeypatch, m)
+    m(torch.randn(1, 2, 5, 5, 5))
+    assert taken == ["torch"] and timings["calls"] == 0
+    env = DepthwiseConv3d(2, 2, 3, padding=1)
+    taken = spy(monkeypatch, env)
+    monkeypatch.setenv(_select.ENV, "leanconv")
+    env(torch.randn(1, 2, 5, 5, 5))
+    monkeypatch.setenv(_select.ENV, "torch")
+    env(torch.randn(1, 2, 5, 5, 5))
+    assert taken == ["leanconv", "torch"] and timings["calls"] == 0
+    auto = DepthwiseConv3d(2, 2, 3, padding=1, backend="auto")  # an explicit argument beats the environment
+    auto(torch.randn(1, 2, 5, 5, 5))
+    assert timings["calls"] > 0
+    monkeypatch.setenv(_select.ENV, "fastest")
+    with pytest.raises(ValueError, match="LEANCONV_BACKEND must be one of"):
+        env(torch.randn(1, 2, 5, 5, 5))
+    with pytest.raises(ValueError, match="backend must be one of"):
+        DepthwiseConv2d(2, 2, 3, backend="cudnn")
+
+
+def test_save_and_load_choices(timings, tmp_path):
+    m = DepthwiseConv2d(4, 4, 3, padding=1, backend="auto")
+    timings.update(leanconv=5.0, torch=1.0)
+    m(torch.randn(2, 4, 9, 8))
+    path = _select.save_backend_choices(tmp_path / "choices.json")
+    saved = _select.backend_choices()
+    _select.clear_backend_choices()
+    assert _select.load_backend_choices(path) == 1
+    calls = timings["calls"]
+    m(torch.randn(2, 4, 9, 8))
+    assert timings["calls"] == calls  # used without measuring
+    loaded = _select.backend_choices()
+    assert loaded[0]["backend"] == "torch" and loaded[0]["how"] == "loaded"
+    assert {k: v for k, v in loaded[0].items() if k != "how"} == {k: v for k, v in saved[0].items() if k != "how"}
+    (tmp_path / "bad.json").write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(ValueError, match="not a leanconv backend-choices file"):
+        _select.load_backend_choices(tmp_path / "bad.json")
+
+
+def test_torch_compile_fullgraph_with_auto(timings):
+    m = DepthwiseConv2d(4, 4, 3, padding=1, backend="auto")
+    x = torch.randn(2, 4, 9, 8, requires_grad=True)
+    compiled = torch.compile(m, fullgraph=True, backend="aot_eager")
+    y = compiled(x)
+    ref = torch.nn.functional.conv2d(x, m.weight, m.bias, 1, 1, 1, 4)
+    torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-4)
+    g, = torch.autograd.grad(y.sum(), [x])
+    torch.testing.assert_close(g, torch.autograd.grad(ref.sum(), [x])[0], atol=1e-5, rtol=1e-4)
+    assert timings["calls"] == 0  # nothing timed while tracing: the built-in table decided
