@@ -132,6 +132,10 @@ def test_too_many_levels_for_the_grid(data, tmp_path, capsys):
     refused(capsys, ["train", "--data", data["d33"], "--out", tmp_path / "run", "--levels", "10", "--quiet"],
             "levels=10", "33 x 33", "at most 6")
     assert time.perf_counter() - t0 < 60 and not (tmp_path / "run").exists()
+    # a model too large for the machine's memory is refused from its size (built on the meta device), not tried
+    refused(capsys, ["train", "--data", data["d33"], "--out", tmp_path / "run", "--width", "100000", "--quiet"],
+            "parameters", "memory available", "--width")
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("edit,words", [
@@ -268,6 +272,7 @@ def test_second_simulate_into_the_same_folder_stops_at_once(tmp_path, capsys):
     (["train", "--data", "{d17}", "--out", "{tmp}/x", "--model", "nosuchmodel"], ["unknown model 'nosuchmodel'"]),
     (["train", "--data", "{d17}", "--out", "{tmp}/x", "--epochs", "-1"], ["argument --epochs", ">= 1, got -1"]),
     (["train", "--data", "{d17}/manifest.json", "--out", "{tmp}/x"], ["is a file, not a data set folder"]),
+    (["dataset", "info", "{d17}/manifest.json"], ["is a file, not a data set folder"]),
     (["rollout", "--data", "{d17}", "--run", "{tmp}", "--out", "{tmp}/x", "--max-windows", "0"],
      ["argument --max-windows"]),
     (["train-classifier", "--model-arg", "foo=3", "--out", "{tmp}/x"], ["takes no argument 'foo'"]),

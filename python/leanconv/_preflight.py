@@ -11,7 +11,8 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["check_device", "check_output_dir", "check_free_space", "nearest_existing", "format_bytes"]
+__all__ = ["check_device", "check_output_dir", "check_free_space", "nearest_existing", "format_bytes",
+           "available_memory"]
 
 
 def check_device(device: str, what: str = "device") -> str:
@@ -95,3 +96,23 @@ def check_free_space(path: str | os.PathLike, needed: int, what: str = "--out") 
     if free < needed:
         raise ValueError(f"{what} {str(path)!r}: not enough disk space: this run writes about "
                          f"{format_bytes(needed)}, the file system of {str(base)!r} has {format_bytes(free)} free")
+
+
+def available_memory(device: str = "cpu") -> int | None:
+    """Bytes of memory a new allocation can get on ``device`` (CPU: MemAvailable of
+    /proc/meminfo; CUDA: the free memory of the GPU), or None where unknown."""
+    if str(device).startswith("cuda"):
+        try:
+            import torch
+
+            return int(torch.cuda.mem_get_info(torch.device(device))[0])
+        except Exception:  # no GPU, or an old driver: unknown
+            return None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

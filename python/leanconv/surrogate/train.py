@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._io import atomic_torch_save, atomic_write_text
-from .._preflight import check_device, check_free_space, check_output_dir
+from .._preflight import available_memory, check_device, check_free_space, check_output_dir, format_bytes
 from .data import data_identity, data_layout, normalization_stats, open_data, open_split
 from .memory import training_step_peak_bytes
 from .rollout import predict
@@ -148,6 +148,16 @@ def max_levels(frame_shape: tuple[int, int]) -> int:
     return 1 + int(math.floor(math.log2(max(min(frame_shape) - 1, 1))))
 
 
+def _parameters_without_memory(cfg: TrainConfig) -> int | None:
+    """Trainable parameters of the model ``cfg`` describes, built on the meta device (no memory
+    is allocated); None when the model cannot be built there."""
+    try:
+        with torch.device("meta"):
+            return count_parameters(build_model(cfg.model, **cfg.model_kwargs()))
+    except Exception:  # a constructor that computes on its tensors: no estimate
+        return None
+
+
 def check_fits(cfg: TrainConfig) -> None:
     """Refuse a model that does not fit the data set's frames and trajectories (before any work)."""
     wd = open_data(cfg.data)
@@ -159,6 +169,13 @@ def check_fits(cfg: TrainConfig) -> None:
             raise ValueError(f"levels={cfg.levels} is too many for the data set's {h} x {w} frames: every level "
                              f"halves the grid, so at most {most} fit (levels={most} ends on "
                              f"{-(-h // 2 ** (most - 1))} x {-(-w // 2 ** (most - 1))} nodes)")
+    params = _parameters_without_memory(cfg)
+    avail = available_memory(cfg.device)
+    if params is not None and avail is not None and 16 * params > avail:
+        raise ValueError(f"the model ({cfg.model}, width={cfg.width}, levels={cfg.levels}) has {params:,} parameters: "
+                         f"training needs at least {format_bytes(16 * params)} for its weights, gradients and "
+                         f"optimizer state, more than the {format_bytes(avail)} of memory available on "
+                         f"{cfg.device}; use a smaller --width or fewer --levels")
     need = cfg.t_in + cfg.t_out * cfg.unroll
     if need > frames:
         raise ValueError(f"training windows of t_in + t_out * unroll = {cfg.t_in} + {cfg.t_out} * {cfg.unroll} = "

@@ -128,6 +128,9 @@ def _generator_info(device: str | None) -> dict[str, Any]:
 def read_manifest(root: str | os.PathLike) -> dict[str, Any]:
     """Load and sanity-check ``root/manifest.json``; raise :class:`DatasetError` naming what is wrong."""
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise DatasetError(f"data set {str(root)!r} is a file, not a data set folder (pass the folder that holds "
+                           f"{MANIFEST})")
     if not root.is_dir():
         raise DatasetError(f"data set folder {str(root)!r} does not exist")
     path = root / MANIFEST
