@@ -60,6 +60,10 @@ class TrainConfig:
                              "(wave surrogates train with `leanconv train`)")
         if not isinstance(self.model_kwargs, dict):
             raise ValueError(f"model_kwargs must be a dict, got {self.model_kwargs!r}")
+        fixed = sorted({"in_chans", "num_classes"} & set(self.model_kwargs))
+        if fixed:
+            raise ValueError(f"model argument {', '.join(fixed)} is set by the data set ({self.dataset}: 1 channel, "
+                             "10 classes), not by model_kwargs (--model-arg)")
         entry.check_arguments({"in_chans": 1, "num_classes": 10, **self.model_kwargs})
         check_device(self.device, "device")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:

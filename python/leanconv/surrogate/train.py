@@ -33,7 +33,7 @@ from torch import nn
 
 from .._io import atomic_torch_save, atomic_write_text
 from .._preflight import available_memory, check_device, check_free_space, check_output_dir, format_bytes
-from .data import data_identity, data_layout, normalization_stats, open_data, open_split
+from .data import data_identity, data_layout, normalization_stats, open_data, open_split, split_sizes
 from .memory import training_step_peak_bytes
 from .rollout import predict
 
@@ -180,6 +180,11 @@ def check_fits(cfg: TrainConfig) -> None:
     if need > frames:
         raise ValueError(f"training windows of t_in + t_out * unroll = {cfg.t_in} + {cfg.t_out} * {cfg.unroll} = "
                          f"{need} frames do not fit in a trajectory of {frames} frames (data set {cfg.data})")
+    sizes = split_sizes(len(wd))
+    if min(sizes["train"], sizes["val"]) < 1:
+        least = next(n for n in range(1, 1000) if min(split_sizes(n).values()) >= 1)
+        raise ValueError(f"the data set {cfg.data} has {len(wd)} trajectories, too few to split 80/10/10 into "
+                         f"training, validation and test trajectories (at least {least} are needed)")
 
 
 def count_parameters(model: nn.Module) -> int:
