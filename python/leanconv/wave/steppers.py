@@ -1,0 +1,167 @@
+"""Steppers of the wave solver: the compiled fused kernel and plain torch ops.
+
+A stepper owns the state buffers of a slice of the batch: ``load(u_prev,
+u_now)``, ``advance(steps)`` (source-free), ``step(force)`` (one step with a
+load vector), ``now()`` / ``before()`` (views of the current and previous
+state).  Both read the same :class:`~leanconv.wave.assembly.Coefficients`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .assembly import Coefficients
+from .threads import ThreadPolicy
+
+__all__ = ["KernelStepper", "TorchStepper", "choose_backend", "kernel_available", "CHUNK_BYTES", "BACKENDS"]
+
+BACKENDS = ("auto", "kernel", "torch")
+# bytes of solver state per CPU chunk of the torch-ops stepper (keeps a chunk's buffers in a core's cache)
+CHUNK_BYTES = 1 << 20
+
+
+def kernel_available(device: torch.device) -> bool:
+    """True when leanconv's compiled ``wave_step_`` op has a kernel for ``device``'s type."""
+    from .. import _ext
+
+    if not _ext.available():
+        return False
+    key = {"cpu": "CPU", "cuda": "CUDA"}.get(device.type)
+    return key is not None and torch._C._dispatch_has_kernel_for_dispatch_key("leanconv::wave_step_", key)
+
+
+def choose_backend(backend: str, device: torch.device) -> str:
+    """``'kernel'`` or ``'torch'`` for a solver's ``backend`` argument on ``device``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be 'auto', 'kernel' or 'torch', got {backend!r}")
+    if backend == "torch":
+        return backend
+    # "auto" takes the compiled kernel on CPU only: the CUDA kernel has passed its test on a GPU
+    # once but was never benchmarked against the torch path (issue 16); request it explicitly.
+    if kernel_available(device) and (backend == "kernel" or device.type == "cpu"):
+        return "kernel"
+    if backend == "kernel":
+        from .. import _ext
+
+        why = "the compiled extension is not loaded" if not _ext.available() else f"it has no {device.type} kernel"
+        raise ValueError(f"backend='kernel': leanconv's wave_step_ op is unavailable ({why}); use backend='torch'")
+    return "torch"
+
+
+def _pick(t: torch.Tensor | None, sl: slice, contiguous: bool = False) -> torch.Tensor | None:
+    """The slice ``sl`` of a per-model coefficient (one shared by all models as it is)."""
+    if t is None or t.shape[0] == 1:
+        return t
+    return t[sl].contiguous() if contiguous else t[sl]
+
+
+def fill_ghosts(p: torch.Tensor) -> None:
+    """Refresh the mirrored ghost layer of a padded buffer ``(B, H+2, W+2)`` in place."""
+    p[:, 0, 1:-1].copy_(p[:, 2, 1:-1])
+    p[:, -1, 1:-1].copy_(p[:, -3, 1:-1])
+    p[:, :, 0].copy_(p[:, :, 2])
+    p[:, :, -1].copy_(p[:, :, -3])
+
+
+class KernelStepper:
+    """Unpadded buffers stepped in place by the compiled ``wave_step_`` op."""
+
+    def __init__(self, coef: Coefficients, threads: ThreadPolicy, shape: tuple[int, int], dtype: torch.dtype,
+                 device: torch.device, sl: slice, B: int) -> None:
+        from ..ops.wave import wave_step_
+
+        self._op = wave_step_
+        kw = dict(dtype=dtype, device=device)
+        self.prev = torch.empty(B, *shape, **kw)  # every use starts with load()
+        self.cur = torch.empty(B, *shape, **kw)
+        self.a_k, self.a_f = _pick(coef.a_k, sl, True), _pick(coef.a_f, sl, True)
+        self.b = _pick(coef.b, sl, True) if coef.damped else None
+        self.negd = _pick(coef.negd, sl, True) if coef.damped else None
+        self.k = coef.kernel_stencil
+        self.free = coef.free
+        self.threads = threads
+
+    def _call(self, steps: int, **kw: Any) -> None:
+        with self.threads.stepping():  # the op's own threads; back to one for the bookkeeping after
+            self._op(self.prev, self.cur, self.a_k, self.k, steps, b=self.b, negd=self.negd, **kw)
+
+    def load(self, u_prev: torch.Tensor, u_now: torch.Tensor) -> None:
+        torch.mul(u_prev, self.free, out=self.prev)  # Dirichlet nodes are held at zero
+        torch.mul(u_now, self.free, out=self.cur)
+
+    def now(self) -> torch.Tensor:
+        return self.cur
+
+    def before(self) -> torch.Tensor:
+        return self.prev
+
+    def step(self, force: torch.Tensor | None) -> None:
+        if force is None:
+            return self.advance(1)
+        self._call(1, force=force.contiguous(), a_f=self.a_f)
+        self.prev, self.cur = self.cur, self.prev
+
+    def advance(self, steps: int) -> None:
+        self._call(steps)
+        if steps % 2:
+            self.prev, self.cur = self.cur, self.prev
+
+
+class TorchStepper:
+    """Padded buffers and the in-place central-difference update for a slice of the batch."""
+
+    def __init__(self, coef: Coefficients, threads: ThreadPolicy, shape: tuple[int, int], dtype: torch.dtype,
+                 device: torch.device, sl: slice, B: int) -> None:
+        H, W = shape
+        kw = dict(dtype=dtype, device=device)
+        self.prev = torch.zeros(B, H + 2, W + 2, **kw)
+        self.cur = torch.zeros(B, H + 2, W + 2, **kw)
+        self.rows = torch.empty(B, H + 2, W, **kw)
+        self.box = torch.empty(B, H, W, **kw)
+        self.cy = torch.empty(B, H, W, **kw) if coef.rect else None
+        self.p, self.q, self.sc = _pick(coef.p, sl), _pick(coef.q, sl), _pick(coef.s, sl)
+        self.negd = _pick(coef.negd, sl) if coef.damped else None
+        self.a_f = _pick(coef.a_f, sl)
+        self.free = coef.free
+
+    def load(self, u_prev: torch.Tensor, u_now: torch.Tensor) -> None:
+        # Dirichlet nodes are held at zero: the update's coefficients vanish there
+        self.prev[:, 1:-1, 1:-1] = u_prev * self.free
+        self.cur[:, 1:-1, 1:-1] = u_now * self.free
+        fill_ghosts(self.prev)
+        fill_ghosts(self.cur)
+
+    def now(self) -> torch.Tensor:
+        return self.cur[:, 1:-1, 1:-1]
+
+    def before(self) -> torch.Tensor:
+        return self.prev[:, 1:-1, 1:-1]
+
+    def advance(self, steps: int) -> None:
+        for _ in range(steps):
+            self.step(None)
+
+    def step(self, force: torch.Tensor | None) -> None:
+        cur, rows, box = self.cur, self.rows, self.box
+        torch.add(cur[:, :, :-2], cur[:, :, 2:], out=rows)
+        rows.add_(cur[:, :, 1:-1])
+        torch.add(rows[:, :-2], rows[:, 2:], out=box)
+        box.add_(rows[:, 1:-1])
+        nxt = self.prev[:, 1:-1, 1:-1]
+        u = cur[:, 1:-1, 1:-1]
+        if self.negd is None:
+            nxt.neg_()
+        else:
+            nxt.mul_(self.negd)
+        nxt.addcmul_(self.p, u)
+        nxt.addcmul_(self.q, box)
+        if self.sc is not None:
+            cy = self.cy
+            torch.add(cur[:, :-2, 1:-1], cur[:, 2:, 1:-1], out=cy)
+            cy.add_(u).sub_(rows[:, 1:-1])
+            nxt.addcmul_(self.sc, cy)
+        if force is not None:
+            nxt.addcmul_(self.a_f, force)
+        fill_ghosts(self.prev)
+        self.prev, self.cur = self.cur, self.prev
