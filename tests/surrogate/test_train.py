@@ -135,3 +135,24 @@ def test_resume_with_other_settings_is_refused(tiny_data, tmp_path, tiny_config)
         train(tiny_config(tiny_data, tmp_path / "run", epochs=1, lr=1e-2), resume=True)
     # settings outside RESUME_KEYS (here the progress bar) may change
     train(tiny_config(tiny_data, tmp_path / "run", epochs=1, progress=True), resume=True)
+
+
+def test_checkpoints_record_the_data_set(tiny_data, tmp_path, tiny_config):
+    """model.pt and checkpoint.pt record the data set's manifest digest and layout (what --resume and
+    rollout check); a checkpoint from before they were recorded still resumes."""
+    from leanconv.wave import open_dataset
+    from leanconv.wave.store import dataset_digest
+
+    run = tmp_path / "run"
+    train(tiny_config(tiny_data, run, epochs=1))
+    wd = open_dataset(tiny_data)
+    for name in ("model.pt", "checkpoint.pt"):
+        config = torch.load(run / name, weights_only=False)["config"]
+        assert config["data_digest"] == dataset_digest(wd.meta)
+        assert config["data_layout"] == {"frame_shape": [17, 17], "snapshot_dt": wd.snapshot_dt,
+                                         "channels": ["frames", "velocity"]}
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    for key in ("data_digest", "data_layout"):
+        del state["config"][key]
+    torch.save(state, run / "checkpoint.pt")
+    train(tiny_config(tiny_data, run, epochs=1), resume=True)
