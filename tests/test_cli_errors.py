@@ -377,3 +377,16 @@ def test_bench_results_go_under_the_current_folder(tmp_path, monkeypatch):
                  "--backends", "torch", "--threads", "1"]) == 0
     assert (tmp_path / "benchmark-results" / "wave.json").is_file()
     assert state(source / "benchmarks" / "results") == committed
+
+
+def test_simulate_rerun_repairs_an_edited_shard_list(tmp_path, capsys):
+    out = tmp_path / "ds"
+    assert cli(["simulate", "--out", out, *SIM]) == 0
+    good = (out / "manifest.json").read_text()
+    edit_manifest(out, lambda m: (m["shards"][1].pop("files"), m["shards"].append(dict(m["shards"][0], index=7))))
+    assert cli(["dataset", "verify", out]) == 1
+    capsys.readouterr()
+    assert cli(["simulate", "--out", out, *SIM]) == 0  # the flagged entries are made again, no traceback
+    assert cli(["dataset", "verify", out]) == 0
+    m, g = json.loads((out / "manifest.json").read_text()), json.loads(good)
+    assert m["shards"] == g["shards"]

@@ -505,7 +505,10 @@ def _write_locked(root: Path, config: DatasetConfig, samples: int, seed: int, de
     from .._preflight import check_free_space
 
     manifest = _prepare_folder(root, _new_manifest(config, samples, seed), overwrite)
-    done = {s["index"]: s for s in manifest["shards"]}
+    problems = manifest_problems(manifest)  # an edited manifest: its flagged entries are made again
+    flagged = {p.name for p in problems}
+    done = {s["index"]: s for s in manifest["shards"]
+            if isinstance(s, dict) and _is_int(s.get("index")) and f"shard-{s['index']:05d}" not in flagged}
     todo = []
     for index, start, count in _expected_shards(samples, config.shard_size):
         shard = done.get(index)
@@ -513,7 +516,7 @@ def _write_locked(root: Path, config: DatasetConfig, samples: int, seed: int, de
             continue
         done.pop(index, None)
         todo.append((index, start, count))
-    if not todo and manifest["complete"]:
+    if not todo and manifest["complete"] is True and not problems:
         return root  # nothing to do: leave the folder as it is
     check_free_space(root, dataset_bytes(config, samples, todo))
     manifest["generator"] = _generator_info(device)
