@@ -79,10 +79,21 @@ def call_key(module: str, input: torch.Tensor, kernel: Sequence[int], stride: Se
     kind = input.device.type
     if torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind):
         dtype = torch.get_autocast_dtype(kind)
-    return (module, str(input.device), str(dtype).replace("torch.", ""), layout_of(input), tuple(input.shape),
+    return (module, input.device, dtype, layout_of(input), tuple(input.shape),
             tuple(kernel), tuple(stride), padding if isinstance(padding, str) else tuple(padding), tuple(dilation),
             grad and input.requires_grad, grad and any(p.requires_grad for p in params),
             torch.get_num_threads() if kind == "cpu" else 0)
+
+
+def _plain(key: tuple) -> list:
+    """A key with its device and dtype as strings (for JSON and for reading)."""
+    return [str(v).replace("torch.", "") if isinstance(v, (torch.device, torch.dtype)) else v for v in key]
+
+
+def _from_plain(values: list) -> tuple:
+    values = [_tuples(v) for v in values]
+    values[1], values[2] = torch.device(values[1]), getattr(torch, values[2])
+    return tuple(values)
 
 
 def _time_call(name: str, fn: Callable[[], Any], device: torch.device) -> float:
@@ -163,7 +174,7 @@ def choose(key: tuple, candidates: dict[str, Callable[[], Any]], device: torch.d
 def backend_choices() -> list[dict[str, Any]]:
     """Every choice made (or loaded) in this process: the call signature's fields, the
     backend, how it was decided, and the measured times (ms) where measured."""
-    return [{**dict(zip(KEY_FIELDS, key)), **value} for key, value in _CHOICES.items()]
+    return [{**dict(zip(KEY_FIELDS, _plain(key))), **value} for key, value in _CHOICES.items()]
 
 
 def clear_backend_choices() -> None:
@@ -180,7 +191,7 @@ def save_backend_choices(path: str | os.PathLike) -> Path:
     from .._io import atomic_write_text
 
     path = Path(path)
-    rows = [{"key": list(key), **value} for key, value in _CHOICES.items()]
+    rows = [{"key": _plain(key), **value} for key, value in _CHOICES.items()]
     atomic_write_text(path, json.dumps({"format": "leanconv-backend-choices/1", "fields": list(KEY_FIELDS),
                                         "choices": rows}, indent=1) + "\n")
     return path
@@ -201,9 +212,14 @@ def load_backend_choices(path: str | os.PathLike) -> int:
                          f"(format leanconv-backend-choices/1 with fields {list(KEY_FIELDS)})")
     n = 0
     for row in data["choices"]:
-        if row.get("backend") not in ("leanconv", "torch") or len(row.get("key", [])) != len(KEY_FIELDS):
-            raise ValueError(f"{path}: bad entry {row!r}")
-        key = tuple(_tuples(v) for v in row["key"])
+        try:
+            if row.get("backend") not in ("leanconv", "torch") or len(row.get("key", [])) != len(KEY_FIELDS):
+                raise ValueError
+            key = _from_plain(row["key"])
+            if not isinstance(key[2], torch.dtype):
+                raise ValueError
+        except (ValueError, TypeError, AttributeError, RuntimeError):
+            raise ValueError(f"{path}: bad entry {row!r}") from None
         _CHOICES.setdefault(key, {"backend": row["backend"], "how": "loaded", "times_ms": row.get("times_ms")})
         n += 1
     return n
