@@ -4,7 +4,6 @@ and NaN propagation no wider than F.conv2d's."""
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from leanconv.nn import DepthwiseConv2d, DepthwiseConv3d, FactorizedConv2d, FactorizedConv3d

@@ -2,7 +2,6 @@
 import subprocess
 import sys
 
-import pytest
 
 from leanconv.cli import main
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from leanconv.wave import (DatasetConfig, DatasetError, WaveSolver, gaussian_pulses, generate, open_dataset,
+from leanconv.wave import (DatasetConfig, DatasetError, WaveSolver, generate, open_dataset,
                            reference_rollout, verify_dataset, write_dataset)
 from leanconv.wave import store
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import platform
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any

@@ -2,6 +2,9 @@
 ValueError naming the owner, the argument and what was expected."""
 from __future__ import annotations
 
+import math
+import numbers
+
 BACKENDS = ("leanconv", "torch")
 
 
@@ -30,15 +33,25 @@ def check_positive_number(value, name: str, owner: str) -> float:
     return value
 
 
-def check_rank_or_ratio(value, name: str, owner: str):
-    """``value`` if it is None, an int rank >= 1 or a float ratio in (0, 1]
-    (FactorizedConv2d's ``rank``)."""
-    if value is None:
-        return None
+def check_rank(value, name: str, owner: str) -> int | float:
+    """``value`` as an int rank >= 1 (numpy integers too) or a float ratio in (0, 1]
+    (the fraction of the dense weight count a factorized layer keeps)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = int(value)
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        value = float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{owner}: {name} must be None, an int rank >= 1 or a float ratio in (0, 1], got {value!r}")
-    if isinstance(value, int) and value < 1:
-        raise ValueError(f"{owner}: {name} as a rank must be >= 1, got {value}")
-    if isinstance(value, float) and not 0.0 < value <= 1.0:
-        raise ValueError(f"{owner}: {name} as a ratio must be in (0, 1], got {value}")
+        raise ValueError(f"{owner}: {name} must be an int >= 1 or a float in (0, 1], got {value!r}")
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"{owner}: {name} must be >= 1 when given as an int, got {value}")
+        return value
+    if not (0.0 < value <= 1.0) or math.isnan(value):
+        raise ValueError(f"{owner}: {name} given as a float is the fraction of the dense parameter count to keep "
+                         f"and must be in (0, 1], got {value}")
     return value
+
+
+def check_rank_or_ratio(value, name: str, owner: str):
+    """``value`` if it is None, else :func:`check_rank` of it (FactorizedConv2d's ``rank``)."""
+    return None if value is None else check_rank(value, name, owner)

@@ -6,7 +6,7 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops._geometry import ntuple, padding_pairs, same_padding
+from ..ops._geometry import ntuple, pad_last_first, padding_pairs, same_padding
 from ..ops.depthwise import depthwise_conv
 from ._select import check_backend, pick
 
@@ -56,11 +56,8 @@ class _DepthwiseMixin:
     def _leanconv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         pairs = self._pairs()
         if self.padding_mode != "zeros":
-            # F.pad wants (last axis first): reverse the per-axis pairs.
-            n = len(self.kernel_size)
-            pad = [p for i in reversed(range(n)) for p in (pairs[2 * i], pairs[2 * i + 1])]
-            input = F.pad(input, pad, mode=self.padding_mode)
-            pairs = [0] * (2 * n)
+            input = F.pad(input, pad_last_first(pairs), mode=self.padding_mode)
+            pairs = [0] * len(pairs)
         return depthwise_conv(input, weight, bias, list(self.stride), pairs, list(self.dilation))
 
     def extra_repr(self) -> str:

@@ -36,7 +36,6 @@ bias is drawn like nn.ConvNd's, U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from collections.abc import Sequence
 
@@ -45,9 +44,10 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops._geometry import ntuple, padding_pairs, same_padding
+from ..ops._geometry import ntuple, pad_last_first, padding_pairs, same_padding
 from ..ops.factorized import factorized_conv
 from . import _decompose
+from ._checks import check_rank
 from ._select import check_backend, pick
 
 __all__ = ["FactorizedConv2d", "FactorizedConv3d", "resolve_rank", "factorized_param_count"]
@@ -96,21 +96,9 @@ def resolve_rank(rank: int | float, in_channels: int, out_channels: int, kernel_
     """The integer rank for ``rank``: an int >= 1 as is, or a float in (0, 1] taken as
     the fraction of the dense weight count to keep (R = max(1, floor(ratio * dense /
     params per rank)))."""
-    if isinstance(rank, numbers.Integral) and not isinstance(rank, bool):
-        rank = int(rank)  # numpy integers too
-    elif isinstance(rank, numbers.Real) and not isinstance(rank, bool):
-        rank = float(rank)
-    if isinstance(rank, bool) or not isinstance(rank, (int, float)):
-        raise ValueError(f"{owner}: rank must be an int >= 1 or a float in (0, 1], got {rank!r}")
+    rank = check_rank(rank, "rank", owner)
     if isinstance(rank, int):
-        if rank < 1:
-            raise ValueError(f"{owner}: rank must be >= 1 when given as an int, got {rank}")
         return rank
-    if not (0.0 < rank <= 1.0) or math.isnan(rank):
-        raise ValueError(
-            f"{owner}: rank given as a float is the fraction of the dense parameter count to keep "
-            f"and must be in (0, 1], got {rank}"
-        )
     dense = in_channels * out_channels * math.prod(kernel_size)
     per_rank = factorized_param_count(in_channels, out_channels, kernel_size, 1, factorization)
     return max(1, math.floor(rank * dense / per_rank + 1e-9))
@@ -296,8 +284,7 @@ class _FactorizedConvNd(nn.Module):
         n = self._dims
         pairs = self._padding_pairs()
         if self.padding_mode != "zeros":
-            pad = [p for i in reversed(range(n)) for p in (pairs[2 * i], pairs[2 * i + 1])]
-            return F.pad(input, pad, mode=self.padding_mode), [0] * (2 * n)
+            return F.pad(input, pad_last_first(pairs), mode=self.padding_mode), [0] * (2 * n)
         return input, pairs
 
     def _cp_forward(self, input, in_factor, out_factor, cp_weights, bias, *spatial) -> torch.Tensor:
@@ -318,7 +305,7 @@ class _FactorizedConvNd(nn.Module):
         input, pairs = self._padded(input)
         pad = [pairs[2 * i] for i in range(n)]
         if any(pairs[2 * i] != pairs[2 * i + 1] for i in range(n)):
-            input = F.pad(input, [p for i in reversed(range(n)) for p in (pairs[2 * i], pairs[2 * i + 1])])
+            input = F.pad(input, pad_last_first(pairs))
             pad = [0] * n
         return (F.conv2d if n == 2 else F.conv3d)(input, weight, bias, self.stride, pad, self.dilation)
 

@@ -66,6 +66,12 @@ def autocast_to(device: torch.device, *tensors: torch.Tensor | None) -> tuple[to
                  for t in tensors)
 
 
+def pad_last_first(pairs: Sequence[int]) -> list[int]:
+    """``[before, after]`` pairs in (D,) H, W order as ``F.pad`` wants them: last axis first."""
+    n = len(pairs) // 2
+    return [p for i in reversed(range(n)) for p in (pairs[2 * i], pairs[2 * i + 1])]
+
+
 def same_padding(kernel_size: Sequence[int], dilation: Sequence[int]) -> list[int]:
     """(before, after) pairs that keep the size with stride 1, as PyTorch's ``padding="same"``
     (the odd extra pixel goes after)."""

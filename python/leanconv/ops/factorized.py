@@ -39,7 +39,6 @@ def _split_filters(filters: Sequence[torch.Tensor], dims: int):
 
 def _register() -> None:
     lib = "leanconv::"
-    ops = torch.ops.leanconv
 
     @torch.library.register_fake(lib + "one_way_conv")
     def _fake_forward(input, filter_d, filter_h, filter_w, scale, stride, padding, dilation):
