@@ -155,9 +155,15 @@ def timed_candidates(input: torch.Tensor, params: Sequence[torch.Tensor | None],
 def choose(key: tuple, candidates: dict[str, Callable[[], Any]], device: torch.device) -> str:
     """Time ``candidates`` (warm-up, then up to :data:`ROUNDS` interleaved rounds, best time
     each), keep the faster one for ``key`` and return its name."""
-    for fn in candidates.values():  # warm-up (allocator, lazy initialisation, caches)
-        fn()
     names = list(candidates)
+    # warm-up (allocator, lazy initialisation, caches); timed too: a candidate that is even
+    # DECISIVE**2 times slower there is out at once (PyTorch's bfloat16 31x31 depthwise
+    # fwd+bwd takes seconds on CPU: timing it four times would make the first call cost a minute)
+    warm = {name: _time_call(name, candidates[name], device) for name in names}
+    if max(warm.values()) > DECISIVE**2 * min(warm.values()):
+        winner = min(warm, key=warm.get)
+        _CHOICES[key] = {"backend": winner, "how": "measured", "times_ms": {k: v * 1e3 for k, v in warm.items()}}
+        return winner
     times: dict[str, list[float]] = {k: [] for k in names}
     for r in range(ROUNDS):
         for name in names if r % 2 == 0 else reversed(names):
