@@ -17,3 +17,11 @@
                       const T* u, T* out, int64_t begin, int64_t end);
 
 LEANCONV_DECLARE_FOR_ISAS(LEANCONV_WAVE_CPU_KERNELS(float) LEANCONV_WAVE_CPU_KERNELS(double))
+
+// The fourth-order scheme (wave_fd4_kernel.cpp): `steps` steps of the batch items [begin, end),
+// each item on its own with a scratch field of its own (buffers swap per step).
+#define LEANCONV_WAVE_FD4_CPU_KERNELS(T)                                                              \
+  void wave_fd4_items(const ::leanconv::WaveFd4Params& p, const ::leanconv::WaveFd4Data<T>& d,        \
+                      int64_t steps, int64_t begin, int64_t end);
+
+LEANCONV_DECLARE_FOR_ISAS(LEANCONV_WAVE_FD4_CPU_KERNELS(float) LEANCONV_WAVE_FD4_CPU_KERNELS(double))

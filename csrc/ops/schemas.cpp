@@ -20,6 +20,11 @@ TORCH_LIBRARY(leanconv, m) {
   // steps is odd and in now when it is even.
   m.def("wave_step_(Tensor(a!) prev, Tensor(b!) now, Tensor a_k, Tensor? b, Tensor? negd, Tensor? force, "
         "Tensor? a_f, float k0, float k1, float k2, int steps) -> ()");
+  // The fourth-order scheme's steps in place (ops/wave_params.h, WaveFd4Params): cc = c^2
+  // (1 or B, H, W); constants = (wx, wy, s2, s4); signs of the mirrored images on the
+  // (left, right, bottom, top) sides.  Buffers swap as for wave_step_.
+  m.def("wave_fd4_step_(Tensor(a!) prev, Tensor(b!) now, Tensor cc, float[] constants, float[] signs, "
+        "int steps, Tensor? force=None, Tensor? a_f=None) -> ()");
 }
 
 TORCH_LIBRARY_FRAGMENT(leanconv, m) {

@@ -66,4 +66,41 @@ WaveStepParams wave_step_params(const at::Tensor& prev, const at::Tensor& now, c
   return p;
 }
 
+WaveFd4Params wave_fd4_params(const at::Tensor& prev, const at::Tensor& now, const at::Tensor& cc,
+                              c10::ArrayRef<double> constants, c10::ArrayRef<double> signs, int64_t steps,
+                              const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f) {
+  TORCH_CHECK(prev.dim() == 3 && prev.size(1) >= 3 && prev.size(2) >= 3,
+              "prev must have shape (B, H, W) with H, W >= 3, got ", prev.sizes());
+  TORCH_CHECK(now.sizes() == prev.sizes(), "now must have the shape of prev ", prev.sizes(), ", got ",
+              now.sizes());
+  TORCH_CHECK(prev.scalar_type() == at::kFloat || prev.scalar_type() == at::kDouble,
+              "prev must be float32 or float64, got ", prev.scalar_type());
+  TORCH_CHECK(now.scalar_type() == prev.scalar_type(), "now must have the dtype of prev (",
+              prev.scalar_type(), "), got ", now.scalar_type());
+  TORCH_CHECK(now.device() == prev.device(), "now must be on ", prev.device(), ", got ", now.device());
+  TORCH_CHECK(prev.is_contiguous() && now.is_contiguous(), "prev and now must be contiguous");
+  TORCH_CHECK(prev.data_ptr() != now.data_ptr() || prev.numel() == 0, "prev and now must be different buffers");
+  TORCH_CHECK(steps >= 0, "steps must be >= 0, got ", steps);
+  TORCH_CHECK(constants.size() == 4, "constants must be (wx, wy, s2, s4), got ", constants.size(), " values");
+  for (double c : constants) TORCH_CHECK(std::isfinite(c), "constants must be finite, got ", constants);
+  TORCH_CHECK(signs.size() == 4, "signs must give the (left, right, bottom, top) sides, got ", signs.size(),
+              " values");
+  for (double s : signs) TORCH_CHECK(s == 1.0 || s == -1.0, "signs must be +1 or -1, got ", signs);
+  check_coefficient(cc, "cc", prev);
+  TORCH_CHECK(given(force) == given(a_f), "force and a_f must be given together or not at all");
+  if (given(force)) {
+    TORCH_CHECK(steps == 1, "force applies to one step: steps must be 1 when force is given, got ", steps);
+    check_coefficient(*force, "force", prev);
+    check_coefficient(*a_f, "a_f", prev);
+  }
+  WaveFd4Params p;
+  p.batch = prev.size(0);
+  p.height = prev.size(1);
+  p.width = prev.size(2);
+  p.wx = constants[0], p.wy = constants[1], p.s2 = constants[2], p.s4 = constants[3];
+  p.sign_left = signs[0], p.sign_right = signs[1], p.sign_bottom = signs[2], p.sign_top = signs[3];
+  p.forced = given(force);
+  return p;
+}
+
 }  // namespace leanconv

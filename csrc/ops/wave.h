@@ -38,4 +38,28 @@ WaveStepData<T> wave_step_data(const at::Tensor& prev, const at::Tensor& now, co
   return d;
 }
 
+// The fourth-order step (wave_fd4_step_): checks and params; `constants` = (wx, wy, s2, s4),
+// `signs` = the images' signs on the (left, right, bottom, top) sides, each +1 or -1.
+WaveFd4Params wave_fd4_params(const at::Tensor& prev, const at::Tensor& now, const at::Tensor& cc,
+                              c10::ArrayRef<double> constants, c10::ArrayRef<double> signs, int64_t steps,
+                              const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f);
+
+template <typename T>
+WaveFd4Data<T> wave_fd4_data(const at::Tensor& prev, const at::Tensor& now, const at::Tensor& cc,
+                             const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f) {
+  WaveFd4Data<T> d;
+  const int64_t plane = prev.size(1) * prev.size(2);
+  d.prev = prev.mutable_data_ptr<T>();
+  d.now = now.mutable_data_ptr<T>();
+  d.cc = cc.const_data_ptr<T>();
+  d.s_cc = cc.size(0) == 1 ? 0 : plane;
+  if (force.has_value() && force->defined()) {
+    d.force = force->const_data_ptr<T>();
+    d.s_force = force->size(0) == 1 ? 0 : plane;
+    d.a_f = a_f->const_data_ptr<T>();
+    d.s_a_f = a_f->size(0) == 1 ? 0 : plane;
+  }
+  return d;
+}
+
 }  // namespace leanconv

@@ -43,3 +43,36 @@ struct WaveStepData {
 };
 
 }  // namespace leanconv
+
+namespace leanconv {
+
+// The fourth-order scheme (leanconv.wave.fd4): for B independent H x W fields u,
+//
+//   v    = cc * (wx * Dxx(u) + wy * Dyy(u))
+//   next = 2 u - prev + s2 * v + s4 * cc * (wx * Dxx(v) + wy * Dyy(v)) + a_f * force
+//
+// with Dxx u_j = -u_{j-2} + 16 u_{j-1} - 30 u_j + 16 u_{j+1} - u_{j+2} (along W; Dyy
+// along H) on fields extended by two mirrored ghost nodes per side: the image of
+// node k across a side is sign * u_k, sign +1 (reflecting) or -1 (Dirichlet).
+// `next` overwrites `prev`; with several steps the two buffers swap roles.
+struct WaveFd4Params {
+  int64_t batch = 0;
+  int64_t height = 0;  // H (rows)
+  int64_t width = 0;   // W (columns, contiguous)
+  double wx = 0, wy = 0, s2 = 0, s4 = 0;
+  double sign_left = 1, sign_right = 1, sign_bottom = 1, sign_top = 1;
+  bool forced = false;
+  int64_t plane() const { return height * width; }
+};
+
+template <typename T>
+struct WaveFd4Data {
+  T* prev = nullptr;
+  T* now = nullptr;
+  const T* cc = nullptr;
+  const T* force = nullptr;
+  const T* a_f = nullptr;
+  int64_t s_cc = 0, s_force = 0, s_a_f = 0;  // per-item strides (0: shared by the batch)
+};
+
+}  // namespace leanconv

@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ricker-ppw", type=_pair(float), default=d.ricker_ppw,
                    help="MIN,MAX points per peak wavelength of the Ricker source (default 10,20)")
     p.add_argument("--dtype", choices=["float32", "float64"], default=d.dtype, help="simulation precision (frames are float32)")
+    p.add_argument("--scheme", choices=["q1", "fd4"], default=d.scheme,
+                   help="q1: bilinear finite elements, second order (default); fd4: fourth-order finite "
+                        "differences in space and time (reflecting or Dirichlet sides)")
     p.add_argument("--coarsen", type=int, default=d.coarsen,
                    help="store every COARSEN-th node per axis (GRID-1 divisible by it): frames on a coarser grid "
                         f"than the solver's (default {d.coarsen})")
@@ -77,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         media=tuple(m.strip() for m in args.media.split(",") if m.strip()),
         c_min=args.c_min, c_max=args.c_max, source=args.source, pulses=args.pulses,
         pulse_width=args.pulse_width, ricker_ppw=args.ricker_ppw, dtype=args.dtype,
-        shard_size=args.shard_size, coarsen=args.coarsen,
+        shard_size=args.shard_size, coarsen=args.coarsen, scheme=args.scheme,
     )
     t0 = time.perf_counter()
     # checks --out (writable, free space, lock, other settings) before simulating anything

@@ -238,6 +238,7 @@ def solver_for(settings: dict[str, Any] | WaveData, velocity: Any, *, device: An
         dt=settings["dt"],
         boundary=settings["boundary"],
         sponge=None if not sponge else Sponge(sponge["width"], sponge["strength"]),
+        scheme=settings.get("scheme", "q1"),
         device=device if device is not None else (c.device if isinstance(velocity, torch.Tensor) else "cpu"),
         dtype=dtype,
     )
@@ -281,5 +282,6 @@ def snapshot_energy(settings: dict[str, Any] | WaveData, velocity: Any, u_prev: 
     k = int(settings.get("coarsen", 1))
     if k > 1:  # the same energy functional on the grid of the stored frames
         settings = {**settings, "spacing": settings["spacing"] * k, "coarsen": 1}
+    settings = {**settings, "scheme": "q1"}  # the Q1 energy functional, whatever scheme made the frames
     solver = solver_for(settings, velocity, device=device, dtype=torch.float64)
     return solver.energy(u_prev, u_now, interval=every)

@@ -60,6 +60,10 @@ class DatasetConfig:
             on the fine grid, the data set holds its nodal values on a grid
             ``coarsen`` times coarser (for surrogates that step on a coarse grid).
             Coarsened snapshots cannot be continued by the solver.
+        scheme: ``'q1'`` (bilinear finite elements, second order) or ``'fd4'``
+            (fourth-order finite differences in space and time, reflecting or
+            Dirichlet sides; ``courant`` is then a fraction of its own, 1.06x
+            larger, stability limit).  See :class:`leanconv.wave.WaveSolver`.
     """
 
     grid: int = 64
@@ -78,6 +82,7 @@ class DatasetConfig:
     dtype: str = "float32"
     shard_size: int = 64
     coarsen: int = 1
+    scheme: str = "q1"
 
     def __post_init__(self) -> None:
         def positive_int(name: str, minimum: int = 1) -> None:
@@ -117,6 +122,13 @@ class DatasetConfig:
         from .grid import Boundary
 
         Boundary.parse(self.boundary)
+        from .solver import SCHEMES
+
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"DatasetConfig: scheme must be one of {SCHEMES}, got {self.scheme!r}")
+        if self.scheme == "fd4" and (Boundary.parse(self.boundary).damped or self.sponge):
+            raise ValueError("DatasetConfig: scheme 'fd4' has reflecting and Dirichlet sides only (no absorbing "
+                             "sides or sponge); use scheme 'q1'")
         if self.sponge and not Boundary.parse(self.boundary).damped:
             raise ValueError("DatasetConfig: a sponge needs at least one absorbing side")
 
@@ -127,7 +139,11 @@ class DatasetConfig:
 
     @property
     def dt(self) -> float:
-        return self.courant * stable_dt(self.h, self.h, self.c_max)
+        from .fd4 import stable_dt_fd4
+
+        limit = stable_dt(self.h, self.h, self.c_max) if self.scheme == "q1" else stable_dt_fd4(self.h, self.h,
+                                                                                                  self.c_max)
+        return self.courant * limit
 
     @property
     def frame_grid(self) -> int:
@@ -179,6 +195,8 @@ class DatasetConfig:
             "boundary": self.boundary,
             "sponge": None if sponge is None else {"width": sponge.width, "strength": sponge.strength},
             "compute_dtype": self.dtype,
+            # (recorded for the fourth-order scheme only: manifests written before it existed stay valid)
+            **({"scheme": self.scheme} if self.scheme != "q1" else {}),
         }
 
 
@@ -241,6 +259,7 @@ def fine_solver(config: DatasetConfig, velocity: Any, *, coarsen: int = 1,
     if sponge is not None and coarsen > 1:
         sponge = Sponge(max(1, round(sponge.width / coarsen)), sponge.strength)
     return WaveSolver(c, spacing=config.h * coarsen, dt=config.dt * coarsen, boundary=config.boundary,
+                      scheme=config.scheme,
                       sponge=sponge, device=device, dtype=getattr(torch, config.dtype))
 
 

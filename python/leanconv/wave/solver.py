@@ -20,11 +20,14 @@ from typing import Any
 import torch
 
 from .assembly import Coefficients, apply_stencil, assemble, point_load
+from .fd4 import FD4Coefficients, FD4TorchStepper, assemble_fd4, stable_dt_fd4
 from .grid import Boundary, Grid, Sponge, stable_dt
-from .steppers import CHUNK_BYTES, KernelStepper, TorchStepper, choose_backend, kernel_available
+from .steppers import CHUNK_BYTES, FD4KernelStepper, KernelStepper, TorchStepper, choose_backend, kernel_available
 from .threads import ThreadPolicy
 
-__all__ = ["WaveSolver"]
+__all__ = ["WaveSolver", "SCHEMES"]
+
+SCHEMES = ("q1", "fd4")
 
 Source = Callable[[float], "torch.Tensor | None"]
 
@@ -65,6 +68,10 @@ class WaveSolver:
             Coefficients are computed in float64 and then rounded.
         check_stability: refuse a ``dt`` above the stability limit
             (``ValueError``).  Turn off only to watch an unstable run blow up.
+        scheme: ``'q1'`` (default: bilinear elements, lumped mass, central
+            differences; second order) or ``'fd4'`` (fourth-order finite
+            differences in space and time, :mod:`leanconv.wave.fd4`; reflecting
+            and Dirichlet sides only, stable up to about 1.06 h / c_max).
         backend: ``'kernel'`` steps with leanconv's compiled op
             ``wave_step_`` (fused, in place, many steps per call),
             ``'torch'`` with plain torch ops, ``'auto'`` (default) with the
@@ -88,6 +95,7 @@ class WaveSolver:
         dtype: torch.dtype | None = None,
         check_stability: bool = True,
         backend: str = "auto",
+        scheme: str = "q1",
     ) -> None:
         c = velocity if isinstance(velocity, torch.Tensor) else torch.as_tensor(velocity)
         if dtype is None:
@@ -110,11 +118,14 @@ class WaveSolver:
             raise ValueError(f"sponge must be a Sponge, a width in cells or None, got {sponge!r}")
         if sponge is not None and not self.boundary.damped:
             raise ValueError("sponge: a sponge layer lines the absorbing sides; boundary has none")
+        if scheme not in SCHEMES:
+            raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
+        self.scheme = scheme
         self.sponge = sponge
         self.device, self.dtype = device, dtype
         self.c_max = float(c.max())
         hx, hy = self.grid.hx, self.grid.hy
-        self.dt_max = stable_dt(hx, hy, self.c_max)
+        self.dt_max = (stable_dt if scheme == "q1" else stable_dt_fd4)(hx, hy, self.c_max)
         if dt is None:
             if not (isinstance(courant, (int, float)) and 0 < courant):
                 raise ValueError(f"courant must be > 0, got {courant!r}")
@@ -125,16 +136,22 @@ class WaveSolver:
         if check_stability and dt > self.dt_max * (1 + 1e-12):
             raise ValueError(
                 f"dt={dt:.6g} is above the stability limit {self.dt_max:.6g} "
-                f"(Courant number {dt / self.dt_max:.4g} > 1; the limit is h/c_max for c_max={self.c_max:.6g}, "
+                f"(Courant number {dt / self.dt_max:.4g} > 1; scheme {scheme!r}, c_max={self.c_max:.6g}, "
                 f"h=({hx:.6g}, {hy:.6g})); use a smaller dt or courant <= 1"
             )
         self.dt = dt
         self.courant = dt / self.dt_max
-        self.backend = choose_backend(backend, self.device)
+        self.backend = choose_backend(backend, self.device, scheme)
         self._threads = ThreadPolicy(self.device)
         self._c = c
         with self._threads.bookkeeping():
-            self._coef: Coefficients = assemble(c, self.grid, self.boundary, sponge, self.c_max, dt, dtype)
+            if scheme == "q1":
+                self._coef: Coefficients | FD4Coefficients = assemble(c, self.grid, self.boundary, sponge,
+                                                                      self.c_max, dt, dtype)
+            else:
+                if sponge is not None:
+                    raise ValueError("scheme='fd4' has no sponge layer (no absorbing sides); use scheme='q1'")
+                self._coef = assemble_fd4(c, self.grid, self.boundary, dt, dtype)
 
     # ------------------------------------------------------------------ info
     @property
@@ -160,22 +177,28 @@ class WaveSolver:
     @property
     def mass(self) -> torch.Tensor:
         """Lumped mass ``M_ii = int phi_i / c^2`` at the nodes, float64 ``(Bc, H, W)``."""
-        return self._coef.mass
+        return self._q1("mass").mass
 
     @property
     def damping(self) -> torch.Tensor:
         """Lumped Engquist-Majda damping of the absorbing sides, float64 ``(Bc, H, W)``."""
-        return self._coef.damping
+        return self._q1("damping").damping
 
     @property
     def sigma(self) -> torch.Tensor:
         """Sponge damping rate at the nodes, float64 ``(H, W)`` (zero without a sponge)."""
-        return self._coef.sigma
+        return self._q1("sigma").sigma
 
     @property
     def dirichlet(self) -> torch.Tensor:
         """Nodes held at zero (bool ``(H, W)``)."""
         return self._coef.dirichlet
+
+    def _q1(self, what: str) -> Coefficients:
+        if self.scheme != "q1":
+            raise ValueError(f"{what} is defined for scheme='q1' (the finite-element operators); this solver uses "
+                             f"scheme={self.scheme!r}")
+        return self._coef
 
     def settings(self) -> dict[str, Any]:
         """The solver's settings as plain data (for manifests and reports)."""
@@ -187,6 +210,7 @@ class WaveSolver:
             "boundary": self.boundary.spec(),
             "sponge": None if self.sponge is None else {"width": self.sponge.width, "strength": self.sponge.strength},
             "dtype": str(self.dtype).replace("torch.", ""),
+            "scheme": self.scheme,
         }
 
     # ------------------------------------------------------------------ operators
@@ -202,7 +226,8 @@ class WaveSolver:
 
     def _apply_stencil(self, u: torch.Tensor) -> torch.Tensor:
         """S u: the interior 9-point stiffness stencil of the mirrored field (no boundary weight)."""
-        return apply_stencil(u, self._coef.stencil, self._coef.rect)
+        coef = self._q1("the stiffness stencil")
+        return apply_stencil(u, coef.stencil, coef.rect)
 
     @_one_thread
     def stiffness(self, u: Any) -> torch.Tensor:
@@ -228,6 +253,7 @@ class WaveSolver:
         ``O((interval dt)^2)``.  Values on Dirichlet nodes are ignored.
         """
         _check_count(interval, "interval", minimum=1)
+        self._q1("energy")
         free = (~self._coef.dirichlet).to(torch.float64)
         a = self._state(u_prev, "u_prev").to(torch.float64) * free
         b = self._state(u_now, "u_now").to(torch.float64) * free
@@ -261,6 +287,8 @@ class WaveSolver:
         def pick(t: torch.Tensor) -> torch.Tensor:
             return t if t.shape[0] == 1 else t[sl]
 
+        if self.scheme == "fd4":
+            return self._first_fd4(u0, v0, f0, pick)
         coef = self._coef
         mass = pick(coef.mass)
         u = u0.to(torch.float64)
@@ -272,6 +300,24 @@ class WaveSolver:
             acc = acc + f0.to(torch.float64) / mass
         u1 = u + self.dt * vel + 0.5 * self.dt * self.dt * acc
         return (u1 * (~coef.dirichlet)).to(self.dtype)
+
+    def _first_fd4(self, u0: torch.Tensor, v0: torch.Tensor | None, f0: torch.Tensor | None, pick) -> torch.Tensor:
+        """The fourth-order Taylor step of :mod:`.fd4` (in float64)."""
+        from .fd4 import FD4Coefficients, apply_l
+
+        coef = self._coef
+        c64 = FD4Coefficients(pick(coef.cc).double(), coef.hx, coef.hy, coef.dt, coef.signs, coef.dirichlet,
+                              coef.free.double(), pick(coef.a_f).double())
+        dt = self.dt
+        u = u0.to(torch.float64)
+        lu = apply_l(u, c64)
+        u1 = u + 0.5 * dt * dt * lu + dt**4 / 24.0 * apply_l(lu, c64)
+        if v0 is not None:
+            v = v0.to(torch.float64)
+            u1 = u1 + dt * v + dt**3 / 6.0 * apply_l(v, c64)
+        if f0 is not None:
+            u1 = u1 + 0.5 * c64.a_f * f0.to(torch.float64)
+        return (u1 * c64.free).to(self.dtype)
 
     @_one_thread
     def step(self, u_prev: Any, u_now: Any, force: Any = None) -> torch.Tensor:
@@ -492,8 +538,11 @@ class WaveSolver:
         _check_count(chunk, "chunk", minimum=1)
         self._threads.run_chunks(work, [slice(i, min(B, i + chunk)) for i in range(0, B, chunk)])
 
-    def _stepper(self, sl: slice, B: int) -> KernelStepper | TorchStepper:
-        cls = KernelStepper if self.backend == "kernel" else TorchStepper
+    def _stepper(self, sl: slice, B: int) -> KernelStepper | TorchStepper | FD4TorchStepper:
+        if self.scheme == "fd4":
+            cls = FD4KernelStepper if self.backend == "kernel" else FD4TorchStepper
+        else:
+            cls = KernelStepper if self.backend == "kernel" else TorchStepper
         return cls(self._coef, self._threads, self.grid.shape, self.dtype, self.device, sl, B)
 
 

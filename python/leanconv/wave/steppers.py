@@ -14,24 +14,30 @@ import torch
 from .assembly import Coefficients
 from .threads import ThreadPolicy
 
-__all__ = ["KernelStepper", "TorchStepper", "choose_backend", "kernel_available", "CHUNK_BYTES", "BACKENDS"]
+__all__ = ["KernelStepper", "TorchStepper", "FD4KernelStepper", "choose_backend", "kernel_available", "CHUNK_BYTES",
+           "BACKENDS"]
 
 BACKENDS = ("auto", "kernel", "torch")
 # bytes of solver state per CPU chunk of the torch-ops stepper (keeps a chunk's buffers in a core's cache)
 CHUNK_BYTES = 1 << 20
 
 
-def kernel_available(device: torch.device) -> bool:
-    """True when leanconv's compiled ``wave_step_`` op has a kernel for ``device``'s type."""
+# the compiled op of each scheme
+OPS = {"q1": "wave_step_", "fd4": "wave_fd4_step_"}
+
+
+def kernel_available(device: torch.device, scheme: str = "q1") -> bool:
+    """True when leanconv's compiled stepping op of ``scheme`` has a kernel for ``device``'s type."""
     from .. import _ext
 
     if not _ext.available():
         return False
     key = {"cpu": "CPU", "cuda": "CUDA"}.get(device.type)
-    return key is not None and torch._C._dispatch_has_kernel_for_dispatch_key("leanconv::wave_step_", key)
+    name = "leanconv::" + OPS[scheme]
+    return (key is not None and torch._C._dispatch_has_kernel_for_dispatch_key(name, key))
 
 
-def choose_backend(backend: str, device: torch.device) -> str:
+def choose_backend(backend: str, device: torch.device, scheme: str = "q1") -> str:
     """``'kernel'`` or ``'torch'`` for a solver's ``backend`` argument on ``device``."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be 'auto', 'kernel' or 'torch', got {backend!r}")
@@ -39,13 +45,17 @@ def choose_backend(backend: str, device: torch.device) -> str:
         return backend
     # "auto" takes the compiled kernel on CPU only: the CUDA kernel has passed its test on a GPU
     # once but was never benchmarked against the torch path (issue 16); request it explicitly.
-    if kernel_available(device) and (backend == "kernel" or device.type == "cpu"):
+    try:
+        available = kernel_available(device, scheme)
+    except RuntimeError:  # an op this build does not register
+        available = False
+    if available and (backend == "kernel" or device.type == "cpu"):
         return "kernel"
     if backend == "kernel":
         from .. import _ext
 
         why = "the compiled extension is not loaded" if not _ext.available() else f"it has no {device.type} kernel"
-        raise ValueError(f"backend='kernel': leanconv's wave_step_ op is unavailable ({why}); use backend='torch'")
+        raise ValueError(f"backend='kernel': leanconv's {OPS[scheme]} op is unavailable ({why}); use backend='torch'")
     return "torch"
 
 
@@ -165,3 +175,46 @@ class TorchStepper:
             nxt.addcmul_(self.a_f, force)
         fill_ghosts(self.prev)
         self.prev, self.cur = self.cur, self.prev
+
+
+class FD4KernelStepper:
+    """Unpadded buffers stepped in place by the compiled ``wave_fd4_step_`` op (the fd4 scheme)."""
+
+    def __init__(self, coef: Any, threads: ThreadPolicy, shape: tuple[int, int], dtype: torch.dtype,
+                 device: torch.device, sl: slice, B: int) -> None:
+        from ..ops.wave import wave_fd4_step_
+
+        self._op = wave_fd4_step_
+        kw = dict(dtype=dtype, device=device)
+        self.prev = torch.empty(B, *shape, **kw)  # every use starts with load()
+        self.cur = torch.empty(B, *shape, **kw)
+        self.cc, self.a_f = _pick(coef.cc, sl, True), _pick(coef.a_f, sl, True)
+        self.constants = coef.kernel_constants()
+        self.signs = coef.signs
+        self.free = coef.free
+        self.threads = threads
+
+    def _call(self, steps: int, **kw: Any) -> None:
+        with self.threads.stepping():
+            self._op(self.prev, self.cur, self.cc, self.constants, self.signs, steps, **kw)
+
+    def load(self, u_prev: torch.Tensor, u_now: torch.Tensor) -> None:
+        torch.mul(u_prev, self.free, out=self.prev)
+        torch.mul(u_now, self.free, out=self.cur)
+
+    def now(self) -> torch.Tensor:
+        return self.cur
+
+    def before(self) -> torch.Tensor:
+        return self.prev
+
+    def step(self, force: torch.Tensor | None) -> None:
+        if force is None:
+            return self.advance(1)
+        self._call(1, force=force.contiguous(), a_f=self.a_f)
+        self.prev, self.cur = self.cur, self.prev
+
+    def advance(self, steps: int) -> None:
+        self._call(steps)
+        if steps % 2:
+            self.prev, self.cur = self.cur, self.prev
