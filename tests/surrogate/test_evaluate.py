@@ -77,9 +77,12 @@ def test_evaluate_on_coarsened_data_has_a_row_per_grid(tmp_path):
     model = create("wave_unet2d", width=4, levels=2, t_in=2, t_out=2)
     res = evaluate({"m": (model, {})}, data, steps=3, timing_batch=2, min_timing_s=0.0)
     rows = {r["model"]: r for r in res["rows"]}
-    assert res["fe_grids"] == ["FE 9x9", "FE 17x17", "FE 33x33 (reference)"]
+    assert res["fe_grids"] == ["FE 9x9", "FE 17x17", "FE 33x33 (reference)", "FD4 9x9", "FD4 17x17"]
     errors = [rows[k]["nrmse@3"] for k in res["fe_grids"]]
     assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-5
+    # (the fourth-order rows are scored against the Q1 reference, which on a grid this coarse is itself
+    # far from the exact solution: no ordering between the schemes is asserted here)
+    assert all(0 < e < 1 for e in errors[3:])
     assert rows["m"]["speed_at_equal_accuracy"] > 0
 
 

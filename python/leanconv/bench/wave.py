@@ -99,12 +99,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-sparse", action="store_true", help="skip the sparse baseline (GPU-only sweeps)")
     p.add_argument("--generation", action="store_true", help="also time data-set generation (200 trajectories)")
     p.add_argument("--quick", action="store_true", help="a short run: grids 64 and 128, batches 1 and 8, 0.5 s per case")
+    p.add_argument("--work-precision", action="store_true",
+                   help="instead: cost against accuracy of the q1 and fd4 schemes on the main job's problem "
+                        "(its own options: leanconv bench wave --work-precision --help)")
     p.add_argument("--out", default=None, help=OUT_HELP)
     return p
 
 
 @returns_exit_code
 def main(argv: list[str] | None = None) -> int:
+    argv = list(argv) if argv is not None else None
+    if argv is not None and "--work-precision" in argv:
+        from .wave_accuracy import main as work_precision
+
+        argv.remove("--work-precision")
+        return work_precision(argv)
     p = build_parser()
     args = p.parse_args(argv)
     if args.quick:

@@ -11,8 +11,11 @@ state the exact solution at the window's last input frame - the fine
 solver's states at steps ``n - k`` and ``n``, sampled at the coarse nodes
 (trajectories are regenerated from ``(config, seed, index)``).  On the frame
 grid these are the frames the surrogate sees, plus the state one coarse step
-before the last one.  Each grid's snapshots are scored on the frame nodes
-against the stored frames, exactly as the surrogates are.
+before the last one.  The project's other schemes (the fourth-order ``fd4``
+for a Q1 data set) run the same restarts on the coarser grids, so the
+baseline at each accuracy is the cheapest scheme there.  Each grid's
+snapshots are scored on the frame nodes against the stored frames, exactly
+as the surrogates are.
 
 :func:`speed_at_equal_accuracy` turns the table into one figure per
 surrogate: the cost of the cheapest FE grid that is at least as accurate,
@@ -21,6 +24,7 @@ that bracket the surrogate's error).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,17 +44,33 @@ class FEGrid:
     nodes: int      # nodes per side
     every: int      # solver steps per snapshot interval on this grid
     sample: int     # every ``sample``-th node of this grid is a frame node
+    scheme: str = "q1"
 
     @property
     def label(self) -> str:
-        return f"FE {self.nodes}x{self.nodes}"
+        return f"{'FE' if self.scheme == 'q1' else self.scheme.upper()} {self.nodes}x{self.nodes}"
 
 
-def fe_grids(config: Any) -> list[FEGrid]:
+def fe_grids(config: Any, other_schemes: bool = True) -> list[FEGrid]:
     """The baseline grids of a data set (a :class:`leanconv.wave.DatasetConfig`),
-    coarsest first: every factor ``k`` dividing both ``coarsen`` and ``every``."""
+    coarsest first: every factor ``k`` dividing both ``coarsen`` and ``every``, with
+    the data set's scheme; with ``other_schemes`` also the project's other schemes
+    on the grids coarser than the data set's own (where they are stable with the
+    data set's time step and sides), listed after them."""
+    from ..wave.solver import SCHEMES
+
     ks = [k for k in range(config.coarsen, 0, -1) if config.coarsen % k == 0 and config.every % k == 0]
-    return [FEGrid(k, (config.grid - 1) // k + 1, config.every // k, config.coarsen // k) for k in ks]
+    grids = [FEGrid(k, (config.grid - 1) // k + 1, config.every // k, config.coarsen // k, config.scheme) for k in ks]
+    if other_schemes:
+        for scheme in SCHEMES:
+            if scheme == config.scheme:
+                continue
+            try:
+                dataclasses.replace(config, scheme=scheme)
+            except ValueError:  # e.g. absorbing sides, which fd4 does not have
+                continue
+            grids += [dataclasses.replace(g, scheme=scheme) for g in grids[: len(ks)] if g.factor > 1]
+    return grids
 
 
 class FEBaselines:
@@ -97,8 +117,8 @@ class FEBaselines:
             prev = torch.stack([states[abs(f * config.every - k)][row[i], ::k, ::k] for i, f in self.windows])
             now = torch.stack([states[f * config.every][row[i], ::k, ::k] for i, f in self.windows])
             self._start[k] = (prev.contiguous(), now.contiguous())
-        self._solvers = {g.factor: fine_solver(config, self._velocity, coarsen=g.factor, device=self.device)
-                         for g in self.grids}
+        self._solvers = {(g.factor, g.scheme): fine_solver(self._config(g), self._velocity, coarsen=g.factor,
+                                                            device=self.device) for g in self.grids}
         self._check_reproduced(data)
 
     def _check_reproduced(self, data: Any) -> None:
@@ -112,11 +132,19 @@ class FEBaselines:
             raise ValueError(f"FE baselines: the regenerated trajectories differ from the stored frames by {err:.3g} "
                              "(relative); the data set was made by another version of the solver")
 
+    def _config(self, grid: FEGrid) -> Any:
+        return self.config if grid.scheme == self.config.scheme else dataclasses.replace(self.config,
+                                                                                         scheme=grid.scheme)
+
+    def is_reference(self, grid: FEGrid) -> bool:
+        """True for the data set's own grid and scheme (its frames are that run's)."""
+        return grid.factor == 1 and grid.scheme == self.config.scheme
+
     def rollout(self, grid: FEGrid, steps: int) -> torch.Tensor:
         """Snapshots ``1..steps`` after each window's last input frame on ``grid``,
         sampled at the frame nodes: ``(B, steps, H, W)``."""
         prev, now = self._start[grid.factor]
-        out = self._solvers[grid.factor].snapshots(prev, now, steps, every=grid.every)
+        out = self._solvers[(grid.factor, grid.scheme)].snapshots(prev, now, steps, every=grid.every)
         return out[..., :: grid.sample, :: grid.sample]
 
     def timed_call(self, grid: FEGrid, steps: int, batch: int) -> Callable[[], Any]:
@@ -125,7 +153,7 @@ class FEBaselines:
         from ..wave.generate import fine_solver
 
         prev, now = (t[:batch] for t in self._start[grid.factor])
-        solver = fine_solver(self.config, self._velocity[:batch], coarsen=grid.factor, device=self.device)
+        solver = fine_solver(self._config(grid), self._velocity[:batch], coarsen=grid.factor, device=self.device)
         return lambda: solver.snapshots(prev, now, steps, every=grid.every)
 
 

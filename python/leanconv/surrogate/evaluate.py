@@ -168,7 +168,7 @@ def evaluate(
             fe_note = f"FE baselines on coarser grids skipped: {exc}"
     if fe is not None:
         for g in fe.grids:
-            label = g.label + (" (reference)" if g.factor == 1 else "")
+            label = g.label + (" (reference)" if fe.is_reference(g) else "")
             preds[label] = fe.rollout(g, steps).to(true.dtype)
             calls[label] = fe.timed_call(g, steps, tb)
             per_call[label] = tb * steps
@@ -181,7 +181,7 @@ def evaluate(
         fn()
     rounds = paired_rounds(calls, min_timing_s, sync=sync, min_rounds=5)
     cost = {k: float(np.median(v)) / per_call[k] for k, v in rounds.items()}
-    fe_ref = fe_names[-1][0] if fe_names else "FE reference"
+    fe_ref = next((label for label, g in fe_names if fe.is_reference(g)), "FE reference")
 
     e_true = _energy(wd, vel, torch.cat([frames[:, -1:], true], 1))
     curves: dict[str, dict[str, list[float]]] = {}
