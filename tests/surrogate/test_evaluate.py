@@ -105,8 +105,9 @@ def test_check_targets_reads_rows():
         {"model": "factorized", "params": 150, "nrmse@1": 0.03, "nrmse@10": 0.11, "step_ms": 0.7,
          "peak_train_memory_MB": 49.0, "speed_at_equal_accuracy": 1.5, "equal_accuracy_fe": "FE 9x9 .. FE 17x17"},
         {"model": "repeat last frame", "nrmse@1": 0.2, "nrmse@10": 1.0},
-        {"model": "FE 9x9", "nrmse@1": 0.02, "nrmse@10": 0.105, "step_ms": 0.1},
-        {"model": "FE 17x17 (reference)", "nrmse@1": 0.0, "nrmse@10": 0.0, "step_ms": 1.0},
+        {"model": "FE 9x9", "nrmse@1": 0.02, "nrmse@10": 0.105, "step_ms": 0.1, "scheme": "q1"},
+        {"model": "FE 17x17 (reference)", "nrmse@1": 0.0, "nrmse@10": 0.0, "step_ms": 1.0, "scheme": "q1"},
+        {"model": "FD4 9x9", "nrmse@1": 0.001, "nrmse@10": 0.005, "step_ms": 0.2, "scheme": "fd4"},
     ]
     met = {t: m for t, m, _ in check_targets(rows, 10)}
     assert met["factorized has >= 5x fewer trainable parameters than dense"]
@@ -127,7 +128,8 @@ def test_miniature_demo_runs_and_resumes(tmp_path):
                      pulse_width=(3.0, 5.0), width=4, levels=2, t_out=2, epochs=1, batch_size=4,
                      steps_eval=4, progress=False)
     res = run_demo(cfg)
-    assert {r["model"] for r in res["result"]["rows"]} >= {"dense", "factorized", "FE 17x17", "FE 33x33 (reference)"}
+    assert {r["model"] for r in res["result"]["rows"]} >= {"dense", "factorized", "FD4 17x17", "FD4 33x33 (reference)",
+                                                         "FE 17x17"}  # the demo makes its data with fd4
     assert (tmp_path / "demo" / "demo.json").is_file()
     assert (tmp_path / "demo" / "comparison" / "snapshots.png").is_file()
     again = run_demo(cfg)  # finished stages are reused

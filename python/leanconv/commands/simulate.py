@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grid", type=int, default=d.grid, help=f"nodes per side; frames are GRID x GRID (default {d.grid})")
     p.add_argument("--steps", type=int, default=d.steps, help=f"solver steps per trajectory (default {d.steps})")
     p.add_argument("--every", type=int, default=d.every, help=f"steps between stored frames (default {d.every})")
-    p.add_argument("--courant", type=float, default=d.courant, help=f"dt as a fraction of the stability limit h/c_max (default {d.courant})")
+    p.add_argument("--courant", type=float, default=d.courant, help=f"dt as a fraction of the scheme's stability limit (q1: h/c_max; fd4: 1.06 h/c_max; default {d.courant})")
     p.add_argument("--boundary", default=d.boundary,
                    help="neumann (reflecting, default), dirichlet, absorbing, or four kinds LEFT,RIGHT,BOTTOM,TOP")
     p.add_argument("--sponge", type=int, default=0, help="sponge layer width in cells on absorbing sides (default 0)")

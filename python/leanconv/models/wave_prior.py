@@ -29,13 +29,15 @@ _BOUNDARIES = ("neumann", "dirichlet")
 
 
 class CoarseWaveStep(nn.Module):
-    """Snapshots of the lumped Q1 wave solver on the frames' own grid.
+    """Snapshots of the wave solver on the frames' own grid (scheme ``'q1'`` or ``'fd4'``).
 
     Args:
         spacing: node spacing ``h`` of the frames (square cells).
         snapshot_dt: time between two frames.
         substeps: solver steps per snapshot interval (``dt = snapshot_dt / substeps``).
         boundary: ``'neumann'`` (reflecting) or ``'dirichlet'`` on every side.
+        scheme: ``'q1'`` (lumped bilinear elements) or ``'fd4'`` (the fourth-order
+            scheme of :mod:`leanconv.wave.fd4`), as the data set's solver.
 
     ``forward(prev, now, velocity, intervals)``: frames ``(B, H, W)`` one
     interval apart and the velocity ``(B, 1, H, W)`` (or ``(B, H, W)``) at the
@@ -43,7 +45,8 @@ class CoarseWaveStep(nn.Module):
     The step must be stable: ``dt <= h / max(c)`` (``ValueError`` otherwise).
     """
 
-    def __init__(self, spacing: float, snapshot_dt: float, substeps: int, boundary: str = "neumann") -> None:
+    def __init__(self, spacing: float, snapshot_dt: float, substeps: int, boundary: str = "neumann",
+                 scheme: str = "q1") -> None:
         super().__init__()
         if not (isinstance(spacing, (int, float)) and spacing > 0 and math.isfinite(spacing)):
             raise ValueError(f"spacing must be a positive number, got {spacing!r}")
@@ -53,11 +56,14 @@ class CoarseWaveStep(nn.Module):
             raise ValueError(f"substeps must be a positive int, got {substeps!r}")
         if boundary not in _BOUNDARIES:
             raise ValueError(f"boundary must be one of {_BOUNDARIES} on every side, got {boundary!r}")
+        if scheme not in ("q1", "fd4"):
+            raise ValueError(f"scheme must be 'q1' or 'fd4', got {scheme!r}")
         self.spacing, self.snapshot_dt, self.substeps, self.boundary = float(spacing), float(snapshot_dt), substeps, boundary
+        self.scheme = scheme
 
     def extra_repr(self) -> str:
         return f"spacing={self.spacing:.4g}, snapshot_dt={self.snapshot_dt:.4g}, substeps={self.substeps}, " \
-               f"boundary={self.boundary!r}"
+               f"boundary={self.boundary!r}, scheme={self.scheme!r}"
 
     def coefficients(self, velocity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(p, q)`` with one step ``u^{k+1} = p u^k + q box(u^k) - u^{k-1}`` (``box``: the 3x3
@@ -67,9 +73,13 @@ class CoarseWaveStep(nn.Module):
         c64 = c.double()
         if bool((c64 <= 0).any()) or not bool(torch.isfinite(c64).all()):
             raise ValueError("velocity must be finite and > 0 everywhere")
-        if dt > h / float(c64.max()) * (1 + 1e-12):
-            raise ValueError(f"CoarseWaveStep: dt = {dt:.4g} is above the stability limit h / c_max = "
-                             f"{h / float(c64.max()):.4g}; use more substeps")
+        limit = h / float(c64.max()) * (1.0 if self.scheme == "q1" else math.sqrt(9.0 / 8.0))
+        if dt > limit * (1 + 1e-12):
+            raise ValueError(f"CoarseWaveStep: dt = {dt:.4g} is above the stability limit {limit:.4g} of scheme "
+                             f"{self.scheme!r}; use more substeps")
+        if self.scheme == "fd4":  # (p, q) = (c^2 dt^2, dt^2 / (12 h^2)): see _step_fd4
+            return (c64 * c64 * dt * dt).to(velocity.dtype)[:, 0], torch.full_like(c64[:, 0], 1.0 / (12 * h * h)).to(
+                velocity.dtype)
         m = F.pad(c64.pow(-2), (1, 1, 1, 1), mode="reflect")
         k = torch.tensor([1.0, 4.0, 1.0], dtype=torch.float64, device=c.device)
         mass = F.conv2d(m, (k[:, None] * k[None, :]).view(1, 1, 3, 3)) * (h * h / 36.0)
@@ -80,6 +90,33 @@ class CoarseWaveStep(nn.Module):
             free[..., 1:-1, 1:-1] = 1.0
             p, q = p * free, q * free
         return p.to(velocity.dtype)[:, 0], q.to(velocity.dtype)[:, 0]
+
+    def _pad2(self, u: torch.Tensor) -> torch.Tensor:
+        """Two mirrored ghost nodes per side: even images (reflecting) or odd ones (Dirichlet)."""
+        m = F.pad(u.unsqueeze(1), (2, 2, 2, 2), mode="reflect").squeeze(1)
+        if self.boundary == "dirichlet":
+            sign = torch.ones_like(m)
+            sign[..., :2, :] = -1
+            sign[..., -2:, :] = -1
+            sign[..., :, :2] *= -1
+            sign[..., :, -2:] *= -1
+            m = m * sign
+        return m
+
+    def _lap4(self, u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """The fourth-order Laplacian ``w (Dxx + Dyy) u`` of :mod:`leanconv.wave.fd4` (``w = 1 / (12 h^2)``)."""
+        m = self._pad2(u)
+        c = m[..., 2:-2, 2:-2]
+        dx = 16 * (m[..., 2:-2, 1:-3] + m[..., 2:-2, 3:-1]) - (m[..., 2:-2, :-4] + m[..., 2:-2, 4:]) - 30 * c
+        dy = 16 * (m[..., 1:-3, 2:-2] + m[..., 3:-1, 2:-2]) - (m[..., :-4, 2:-2] + m[..., 4:, 2:-2]) - 30 * c
+        return w * (dx + dy)
+
+    def _apply_a(self, u: torch.Tensor, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """``A u``: one step from rest (``u^{n+1} + u^{n-1} = 2 A u^n``)."""
+        if self.scheme == "fd4":  # A = I + dt^2/2 L + dt^4/24 L^2, with p = dt^2 c^2, q = 1/(12 h^2)
+            lu = p * self._lap4(u, q)
+            return u + 0.5 * lu + p * self._lap4(lu, q) / 24.0
+        return 0.5 * self._step(u, p, q)
 
     @staticmethod
     def _step(u: torch.Tensor, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -97,9 +134,9 @@ class CoarseWaveStep(nn.Module):
         p, q = self.coefficients(velocity)
         outs = []
         for _ in range(intervals):
-            w_prev, w = now, 0.5 * self._step(now, p, q)  # the first step from rest
+            w_prev, w = now, self._apply_a(now, p, q)  # the first step from rest
             for _ in range(self.substeps - 1):
-                w_prev, w = w, self._step(w, p, q) - w_prev
+                w_prev, w = w, 2.0 * self._apply_a(w, p, q) - w_prev
             prev, now = now, 2.0 * w - prev
             outs.append(now)
         return torch.stack(outs, dim=1)

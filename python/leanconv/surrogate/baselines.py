@@ -45,6 +45,11 @@ class FEGrid:
     every: int      # solver steps per snapshot interval on this grid
     sample: int     # every ``sample``-th node of this grid is a frame node
     scheme: str = "q1"
+    lag: int = 0    # data-set solver steps between the two states a restart starts from (0: factor)
+
+    @property
+    def start_lag(self) -> int:
+        return self.lag or self.factor
 
     @property
     def label(self) -> str:
@@ -69,8 +74,26 @@ def fe_grids(config: Any, other_schemes: bool = True) -> list[FEGrid]:
                 dataclasses.replace(config, scheme=scheme)
             except ValueError:  # e.g. absorbing sides, which fd4 does not have
                 continue
-            grids += [dataclasses.replace(g, scheme=scheme) for g in grids[: len(ks)] if g.factor > 1]
+            for g in grids[: len(ks)]:
+                m = _steps_for(config, scheme, g) if g.factor > 1 else None
+                if m is not None:
+                    grids.append(dataclasses.replace(g, scheme=scheme, every=m, lag=config.every // m))
     return grids
+
+
+def _steps_for(config: Any, scheme: str, grid: FEGrid) -> int | None:
+    """Steps per snapshot interval of ``scheme`` on ``grid``: the fewest that divide the data set's
+    ``every`` (so the restart's earlier state is one of its solver's) at or under the data set's
+    Courant number of that scheme's own limit; None if there is none."""
+    from ..wave.fd4 import stable_dt_fd4
+    from ..wave.grid import stable_dt
+
+    h = config.h * grid.factor
+    limit = (stable_dt if scheme == "q1" else stable_dt_fd4)(h, h, config.c_max)
+    for m in range(1, config.every + 1):
+        if config.every % m == 0 and config.snapshot_dt / m <= config.courant * limit * (1 + 1e-9):
+            return m
+    return None
 
 
 class FEBaselines:
@@ -105,26 +128,25 @@ class FEBaselines:
         velocity, u0, _ = initial_conditions(config, int(data.meta["seed"]), trajs)
         solver = fine_solver(config, velocity, device=self.device)
         steps = {f * config.every for _, f in self.windows}
-        wanted = {abs(n - g.factor) for n in steps for g in self.grids} | steps
-        if any(n < g.factor for n in steps for g in self.grids) and solver.damped:
+        wanted = {abs(n - g.start_lag) for n in steps for g in self.grids} | steps
+        if any(n < g.start_lag for n in steps for g in self.grids) and solver.damped:
             raise ValueError("FE baselines: a window that starts at frame 0 of a damped data set has no earlier state")
         states = _states_at(solver, torch.from_numpy(u0), sorted(wanted))
         idx = torch.tensor([row[i] for i, _ in self.windows])
         self._velocity = velocity[idx.numpy()]
-        self._start: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._start: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
         for g in self.grids:
-            k = g.factor
-            prev = torch.stack([states[abs(f * config.every - k)][row[i], ::k, ::k] for i, f in self.windows])
+            k, lag = g.factor, g.start_lag
+            prev = torch.stack([states[abs(f * config.every - lag)][row[i], ::k, ::k] for i, f in self.windows])
             now = torch.stack([states[f * config.every][row[i], ::k, ::k] for i, f in self.windows])
-            self._start[k] = (prev.contiguous(), now.contiguous())
-        self._solvers = {(g.factor, g.scheme): fine_solver(self._config(g), self._velocity, coarsen=g.factor,
-                                                            device=self.device) for g in self.grids}
+            self._start[(k, lag)] = (prev.contiguous(), now.contiguous())
+        self._solvers = {(g.factor, g.scheme): self._solver(g, self._velocity) for g in self.grids}
         self._check_reproduced(data)
 
     def _check_reproduced(self, data: Any) -> None:
         """The regenerated state on the frame nodes must be the stored frame."""
-        k = self.grids[0].factor
-        now = self._start[k][1][:, :: self.grids[0].sample, :: self.grids[0].sample].float().cpu()
+        g = self.grids[0]
+        now = self._start[(g.factor, g.start_lag)][1][:, :: g.sample, :: g.sample].float().cpu()
         stored = torch.stack([torch.from_numpy(np.array(data.frames(i, f, f + 1)[0])) for i, f in self.windows])
         scale = float(stored.abs().max()) or 1.0
         err = float((now - stored).abs().max()) / scale
@@ -132,9 +154,14 @@ class FEBaselines:
             raise ValueError(f"FE baselines: the regenerated trajectories differ from the stored frames by {err:.3g} "
                              "(relative); the data set was made by another version of the solver")
 
-    def _config(self, grid: FEGrid) -> Any:
-        return self.config if grid.scheme == self.config.scheme else dataclasses.replace(self.config,
-                                                                                         scheme=grid.scheme)
+    def _solver(self, grid: FEGrid, velocity: np.ndarray) -> Any:
+        """The solver of ``grid`` (its scheme, nodes and time step) for ``velocity`` (on the data set's grid)."""
+        from ..wave.generate import fine_solver
+
+        config = self.config if grid.scheme == self.config.scheme else dataclasses.replace(self.config,
+                                                                                           scheme=grid.scheme)
+        return fine_solver(config, velocity, coarsen=grid.factor, dt=self.config.snapshot_dt / grid.every,
+                           device=self.device)
 
     def is_reference(self, grid: FEGrid) -> bool:
         """True for the data set's own grid and scheme (its frames are that run's)."""
@@ -143,17 +170,15 @@ class FEBaselines:
     def rollout(self, grid: FEGrid, steps: int) -> torch.Tensor:
         """Snapshots ``1..steps`` after each window's last input frame on ``grid``,
         sampled at the frame nodes: ``(B, steps, H, W)``."""
-        prev, now = self._start[grid.factor]
+        prev, now = self._start[(grid.factor, grid.start_lag)]
         out = self._solvers[(grid.factor, grid.scheme)].snapshots(prev, now, steps, every=grid.every)
         return out[..., :: grid.sample, :: grid.sample]
 
     def timed_call(self, grid: FEGrid, steps: int, batch: int) -> Callable[[], Any]:
         """A function that runs the first ``batch`` windows ``steps`` intervals on ``grid``
         (what :func:`rollout` does, without the sampling), for timing."""
-        from ..wave.generate import fine_solver
-
-        prev, now = (t[:batch] for t in self._start[grid.factor])
-        solver = fine_solver(self._config(grid), self._velocity[:batch], coarsen=grid.factor, device=self.device)
+        prev, now = (t[:batch] for t in self._start[(grid.factor, grid.start_lag)])
+        solver = self._solver(grid, self._velocity[:batch])
         return lambda: solver.snapshots(prev, now, steps, every=grid.every)
 
 

@@ -160,7 +160,7 @@ def evaluate(
         per_call[name] = tb * model.t_out
     preds["repeat last frame"] = repeat_last(frames, steps)
 
-    fe_note, fe, fe_names = None, None, []
+    fe_note, fe, fe_names, schemes = None, None, [], {}
     if baselines:
         try:
             fe = FEBaselines(wd, [(i, s + t_in - 1) for i, s in (windows.window(k) for k in range(n))], device)
@@ -173,6 +173,7 @@ def evaluate(
             calls[label] = fe.timed_call(g, steps, tb)
             per_call[label] = tb * steps
             fe_names.append((label, g))
+            schemes[label] = g.scheme
     else:
         traj = sorted({windows.window(k)[0] for k in range(n)})[:tb]
         calls["FE reference"] = _fe_reference_call(wd, traj, device, intervals=steps)
@@ -198,6 +199,8 @@ def evaluate(
             **{f"freq_{k}": v.tolist() for k, v in freq.items()},
         }
         rows.append({"model": name, **_row_metrics(curves[name], steps)})
+        if name in schemes:
+            rows[-1]["scheme"] = schemes[name]
     if fe is None:
         rows.append({"model": "FE reference", **{k: 0.0 for k in rows[0] if k.startswith("nrmse@")}})
     key = f"nrmse@{steps}"

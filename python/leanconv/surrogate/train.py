@@ -129,8 +129,11 @@ def prior_settings(data: Any) -> dict[str, Any]:
         raise ValueError(f"base='fe' needs a data set with 'neumann' or 'dirichlet' sides and no sponge, "
                          f"this one has boundary={boundary!r}, sponge={st.get('sponge')}")
     k = int(st.get("coarsen", 1))
-    return {"spacing": float(st["spacing"]) * k, "snapshot_dt": float(st["snapshot_dt"]),
-            "substeps": -(-int(st["every"]) // k), "boundary": boundary}
+    prior = {"spacing": float(st["spacing"]) * k, "snapshot_dt": float(st["snapshot_dt"]),
+             "substeps": -(-int(st["every"]) // k), "boundary": boundary}
+    if st.get("scheme", "q1") != "q1":  # (q1 priors keep the settings they were saved with)
+        prior["scheme"] = st["scheme"]
+    return prior
 
 
 def resolve(cfg: TrainConfig) -> TrainConfig:

@@ -246,19 +246,20 @@ def initial_conditions(
     return velocity, u0, [s for _, s in draws]
 
 
-def fine_solver(config: DatasetConfig, velocity: Any, *, coarsen: int = 1,
+def fine_solver(config: DatasetConfig, velocity: Any, *, coarsen: int = 1, dt: float | None = None,
                 device: torch.device | str | None = "cpu") -> WaveSolver:
     """The data set's solver for ``velocity`` ``(N, grid, grid)`` on its own grid, or
     on the grid ``coarsen`` times coarser (every ``coarsen``-th node; ``dt`` grows
-    with ``h``, so the Courant number and the boundaries stay the same; a sponge
-    keeps its width in length units)."""
+    with ``h``, so the Courant number and the boundaries stay the same, unless
+    ``dt`` is given; a sponge keeps its width in length units)."""
     if not isinstance(coarsen, int) or coarsen < 1 or (config.grid - 1) % coarsen:
         raise ValueError(f"coarsen must be a positive integer dividing grid - 1 = {config.grid - 1}, got {coarsen!r}")
     c = torch.as_tensor(np.asarray(velocity))[..., ::coarsen, ::coarsen].to(torch.float64)
     sponge = config.sponge_layer()
     if sponge is not None and coarsen > 1:
         sponge = Sponge(max(1, round(sponge.width / coarsen)), sponge.strength)
-    return WaveSolver(c, spacing=config.h * coarsen, dt=config.dt * coarsen, boundary=config.boundary,
+    return WaveSolver(c, spacing=config.h * coarsen, dt=config.dt * coarsen if dt is None else dt,
+                      boundary=config.boundary,
                       scheme=config.scheme,
                       sponge=sponge, device=device, dtype=getattr(torch, config.dtype))
 
