@@ -22,12 +22,8 @@ void check_coefficient(const at::Tensor& t, const char* name, const at::Tensor& 
   TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
 }
 
-}  // namespace
-
-WaveStepParams wave_step_params(const at::Tensor& prev, const at::Tensor& now, const at::Tensor& a_k,
-                                const std::optional<at::Tensor>& b, const std::optional<at::Tensor>& negd,
-                                const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f,
-                                double k0, double k1, double k2, int64_t steps) {
+// The two state buffers of both wave-step ops.
+void check_states(const at::Tensor& prev, const at::Tensor& now, int64_t steps) {
   TORCH_CHECK(prev.dim() == 3 && prev.size(1) >= 3 && prev.size(2) >= 3,
               "prev must have shape (B, H, W) with H, W >= 3, got ", prev.sizes());
   TORCH_CHECK(now.sizes() == prev.sizes(), "now must have the shape of prev ", prev.sizes(), ", got ",
@@ -40,6 +36,15 @@ WaveStepParams wave_step_params(const at::Tensor& prev, const at::Tensor& now, c
   TORCH_CHECK(prev.is_contiguous() && now.is_contiguous(), "prev and now must be contiguous");
   TORCH_CHECK(prev.data_ptr() != now.data_ptr() || prev.numel() == 0, "prev and now must be different buffers");
   TORCH_CHECK(steps >= 0, "steps must be >= 0, got ", steps);
+}
+
+}  // namespace
+
+WaveStepParams wave_step_params(const at::Tensor& prev, const at::Tensor& now, const at::Tensor& a_k,
+                                const std::optional<at::Tensor>& b, const std::optional<at::Tensor>& negd,
+                                const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f,
+                                double k0, double k1, double k2, int64_t steps) {
+  check_states(prev, now, steps);
   TORCH_CHECK(std::isfinite(k0) && std::isfinite(k1) && std::isfinite(k2), "k0, k1, k2 must be finite");
   check_coefficient(a_k, "a_k", prev);
   TORCH_CHECK(given(b) == given(negd), "b and negd must be given together (a damped step) or not at all");
@@ -69,18 +74,7 @@ WaveStepParams wave_step_params(const at::Tensor& prev, const at::Tensor& now, c
 WaveFd4Params wave_fd4_params(const at::Tensor& prev, const at::Tensor& now, const at::Tensor& cc,
                               c10::ArrayRef<double> constants, c10::ArrayRef<double> signs, int64_t steps,
                               const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f) {
-  TORCH_CHECK(prev.dim() == 3 && prev.size(1) >= 3 && prev.size(2) >= 3,
-              "prev must have shape (B, H, W) with H, W >= 3, got ", prev.sizes());
-  TORCH_CHECK(now.sizes() == prev.sizes(), "now must have the shape of prev ", prev.sizes(), ", got ",
-              now.sizes());
-  TORCH_CHECK(prev.scalar_type() == at::kFloat || prev.scalar_type() == at::kDouble,
-              "prev must be float32 or float64, got ", prev.scalar_type());
-  TORCH_CHECK(now.scalar_type() == prev.scalar_type(), "now must have the dtype of prev (",
-              prev.scalar_type(), "), got ", now.scalar_type());
-  TORCH_CHECK(now.device() == prev.device(), "now must be on ", prev.device(), ", got ", now.device());
-  TORCH_CHECK(prev.is_contiguous() && now.is_contiguous(), "prev and now must be contiguous");
-  TORCH_CHECK(prev.data_ptr() != now.data_ptr() || prev.numel() == 0, "prev and now must be different buffers");
-  TORCH_CHECK(steps >= 0, "steps must be >= 0, got ", steps);
+  check_states(prev, now, steps);
   TORCH_CHECK(constants.size() == 4, "constants must be (wx, wy, s2, s4), got ", constants.size(), " values");
   for (double c : constants) TORCH_CHECK(std::isfinite(c), "constants must be finite, got ", constants);
   TORCH_CHECK(signs.size() == 4, "signs must give the (left, right, bottom, top) sides, got ", signs.size(),

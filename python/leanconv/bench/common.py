@@ -122,3 +122,15 @@ def write_report(
     md = f"# {name}\n\n{env_line}\n\n" + (notes + "\n\n" if notes else "") + markdown_table(rows, columns)
     atomic_write_text(md_path, md)
     return json_path, md_path
+
+
+def select_cases(cases: Sequence[Any], spec: str, every: Sequence[Any], error: Callable[[str], Any]) -> list[Any]:
+    """The cases whose ``name`` holds one of the comma-separated substrings of ``spec`` (all when
+    empty); ``error`` (an argument parser's) is called when none matches, naming the cases of ``every``."""
+    wanted = [s.strip() for s in spec.split(",") if s.strip()]
+    if not wanted:
+        return list(cases)
+    chosen = [c for c in cases if any(s in c.name for s in wanted)]
+    if not chosen:
+        error(f"argument --cases: no case matches {spec!r} (cases: {', '.join(c.name for c in every)})")
+    return chosen

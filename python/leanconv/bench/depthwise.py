@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..commands import int_at_least, positive_float
-from .common import OUT_HELP, environment, median_ms, parser, results_dir, returns_exit_code, write_report
+from .common import (OUT_HELP, environment, median_ms, parser, results_dir, returns_exit_code, select_cases,
+                     write_report)
 
 __all__ = ["Case", "CPU_CASES", "GPU_CASES", "main"]
 
@@ -242,12 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = CPU_CASES if args.device == "cpu" else GPU_CASES
     if args.quick:
         cases = [c for c in cases if c.name in QUICK_NAMES]
-    if args.cases:
-        wanted = [s.strip() for s in args.cases.split(",") if s.strip()]
-        cases = [c for c in cases if any(s in c.name for s in wanted)]
-        if not cases:
-            ap.error(f"argument --cases: no {args.device} case matches {args.cases!r} (cases: "
-                     f"{', '.join(c.name for c in (CPU_CASES if args.device == 'cpu' else GPU_CASES))})")
+    cases = select_cases(cases, args.cases, CPU_CASES if args.device == "cpu" else GPU_CASES, ap.error)
     rounds = args.rounds or (1 if args.quick else 3)
     min_run_time = args.min_run_time or (0.1 if args.quick else 0.3)
 

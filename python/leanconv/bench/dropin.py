@@ -26,7 +26,8 @@ from torch import nn
 from tqdm import tqdm
 
 from ..commands import int_at_least, positive_float
-from .common import OUT_HELP, environment, paired_rounds, parser, results_dir, returns_exit_code, write_report
+from .common import (OUT_HELP, environment, paired_rounds, parser, results_dir, returns_exit_code, select_cases,
+                     write_report)
 
 __all__ = ["Case", "CASES", "main", "build_parser"]
 
@@ -146,12 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(exc))
     if args.threads:
         torch.set_num_threads(args.threads)
-    cases = QUICK if args.quick else CASES
-    if args.cases:
-        wanted = [s.strip() for s in args.cases.split(",") if s.strip()]
-        cases = [c for c in cases if any(s in c.name for s in wanted)]
-        if not cases:
-            ap.error(f"argument --cases: no case matches {args.cases!r} (cases: {', '.join(c.name for c in CASES)})")
+    cases = select_cases(QUICK if args.quick else CASES, args.cases, CASES + QUICK, ap.error)
     min_run_time = args.min_run_time or (0.05 if args.quick else 1.0)
     rounds = args.rounds or (3 if args.quick else 5)
     dtype = getattr(torch, args.dtype)

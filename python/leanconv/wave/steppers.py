@@ -74,27 +74,20 @@ def fill_ghosts(p: torch.Tensor) -> None:
     p[:, :, -1].copy_(p[:, :, -3])
 
 
-class KernelStepper:
-    """Unpadded buffers stepped in place by the compiled ``wave_step_`` op."""
+class _InPlaceStepper:
+    """Unpadded buffers stepped in place by a compiled op (the two swap roles after every step)."""
 
-    def __init__(self, coef: Coefficients, threads: ThreadPolicy, shape: tuple[int, int], dtype: torch.dtype,
-                 device: torch.device, sl: slice, B: int) -> None:
-        from ..ops.wave import wave_step_
-
-        self._op = wave_step_
+    def __init__(self, coef: Any, threads: ThreadPolicy, shape: tuple[int, int], dtype: torch.dtype,
+                 device: torch.device, B: int) -> None:
         kw = dict(dtype=dtype, device=device)
         self.prev = torch.empty(B, *shape, **kw)  # every use starts with load()
         self.cur = torch.empty(B, *shape, **kw)
-        self.a_k, self.a_f = _pick(coef.a_k, sl, True), _pick(coef.a_f, sl, True)
-        self.b = _pick(coef.b, sl, True) if coef.damped else None
-        self.negd = _pick(coef.negd, sl, True) if coef.damped else None
-        self.k = coef.kernel_stencil
         self.free = coef.free
         self.threads = threads
 
     def _call(self, steps: int, **kw: Any) -> None:
-        with self.threads.stepping():  # the op's own threads; back to one for the bookkeeping after
-            self._op(self.prev, self.cur, self.a_k, self.k, steps, b=self.b, negd=self.negd, **kw)
+        """``steps`` steps of the op (``force=`` and ``a_f=`` with one step)."""
+        raise NotImplementedError
 
     def load(self, u_prev: torch.Tensor, u_now: torch.Tensor) -> None:
         torch.mul(u_prev, self.free, out=self.prev)  # Dirichlet nodes are held at zero
@@ -116,6 +109,25 @@ class KernelStepper:
         self._call(steps)
         if steps % 2:
             self.prev, self.cur = self.cur, self.prev
+
+
+class KernelStepper(_InPlaceStepper):
+    """The Q1 scheme stepped by the compiled ``wave_step_`` op."""
+
+    def __init__(self, coef: Coefficients, threads: ThreadPolicy, shape: tuple[int, int], dtype: torch.dtype,
+                 device: torch.device, sl: slice, B: int) -> None:
+        from ..ops.wave import wave_step_
+
+        super().__init__(coef, threads, shape, dtype, device, B)
+        self._op = wave_step_
+        self.a_k, self.a_f = _pick(coef.a_k, sl, True), _pick(coef.a_f, sl, True)
+        self.b = _pick(coef.b, sl, True) if coef.damped else None
+        self.negd = _pick(coef.negd, sl, True) if coef.damped else None
+        self.k = coef.kernel_stencil
+
+    def _call(self, steps: int, **kw: Any) -> None:
+        with self.threads.stepping():  # the op's own threads; back to one for the bookkeeping after
+            self._op(self.prev, self.cur, self.a_k, self.k, steps, b=self.b, negd=self.negd, **kw)
 
 
 class TorchStepper:
@@ -177,44 +189,19 @@ class TorchStepper:
         self.prev, self.cur = self.cur, self.prev
 
 
-class FD4KernelStepper:
-    """Unpadded buffers stepped in place by the compiled ``wave_fd4_step_`` op (the fd4 scheme)."""
+class FD4KernelStepper(_InPlaceStepper):
+    """The fd4 scheme stepped by the compiled ``wave_fd4_step_`` op."""
 
     def __init__(self, coef: Any, threads: ThreadPolicy, shape: tuple[int, int], dtype: torch.dtype,
                  device: torch.device, sl: slice, B: int) -> None:
         from ..ops.wave import wave_fd4_step_
 
+        super().__init__(coef, threads, shape, dtype, device, B)
         self._op = wave_fd4_step_
-        kw = dict(dtype=dtype, device=device)
-        self.prev = torch.empty(B, *shape, **kw)  # every use starts with load()
-        self.cur = torch.empty(B, *shape, **kw)
         self.cc, self.a_f = _pick(coef.cc, sl, True), _pick(coef.a_f, sl, True)
         self.constants = coef.kernel_constants()
         self.signs = coef.signs
-        self.free = coef.free
-        self.threads = threads
 
     def _call(self, steps: int, **kw: Any) -> None:
         with self.threads.stepping():
             self._op(self.prev, self.cur, self.cc, self.constants, self.signs, steps, **kw)
-
-    def load(self, u_prev: torch.Tensor, u_now: torch.Tensor) -> None:
-        torch.mul(u_prev, self.free, out=self.prev)
-        torch.mul(u_now, self.free, out=self.cur)
-
-    def now(self) -> torch.Tensor:
-        return self.cur
-
-    def before(self) -> torch.Tensor:
-        return self.prev
-
-    def step(self, force: torch.Tensor | None) -> None:
-        if force is None:
-            return self.advance(1)
-        self._call(1, force=force.contiguous(), a_f=self.a_f)
-        self.prev, self.cur = self.cur, self.prev
-
-    def advance(self, steps: int) -> None:
-        self._call(steps)
-        if steps % 2:
-            self.prev, self.cur = self.cur, self.prev
