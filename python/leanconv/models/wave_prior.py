@@ -1,10 +1,10 @@
 """A differentiable coarse wave step: the physics prior of the "solver in the loop" surrogates.
 
 :class:`CoarseWaveStep` advances frames of the 2-D wave equation by whole
-snapshot intervals with the same scheme as :class:`leanconv.wave.WaveSolver`
-(bilinear elements, row-sum lumped mass ``1/c^2``, central differences,
-mirrored (reflecting) or Dirichlet sides), on the grid of the frames
-themselves.  From two snapshots ``m`` solver steps apart it continues with
+snapshot intervals with one of the schemes of :class:`leanconv.wave.WaveSolver`
+(``q1``: bilinear elements, row-sum lumped mass ``1/c^2``, central differences;
+``fd4``: fourth-order differences in space and time), mirrored (reflecting) or
+Dirichlet sides, on the grid of the frames themselves.  From two snapshots ``m`` solver steps apart it continues with
 ``u^{n+m} = 2 T_m(A) u^n - u^{n-m}`` (``T_m(A) u^n``: ``m`` steps from
 ``u^n`` at rest), which reproduces the solver's own snapshots exactly (see
 ``WaveSolver.advance``).  Written in plain torch ops so gradients flow
@@ -42,7 +42,8 @@ class CoarseWaveStep(nn.Module):
     ``forward(prev, now, velocity, intervals)``: frames ``(B, H, W)`` one
     interval apart and the velocity ``(B, 1, H, W)`` (or ``(B, H, W)``) at the
     same nodes; returns the next ``intervals`` frames ``(B, intervals, H, W)``.
-    The step must be stable: ``dt <= h / max(c)`` (``ValueError`` otherwise).
+    The step must be stable: ``dt <= h / max(c)`` for q1, ``sqrt(9/8) h / max(c)``
+    for fd4 (``ValueError`` otherwise).
     """
 
     def __init__(self, spacing: float, snapshot_dt: float, substeps: int, boundary: str = "neumann",
@@ -66,8 +67,9 @@ class CoarseWaveStep(nn.Module):
                f"boundary={self.boundary!r}, scheme={self.scheme!r}"
 
     def coefficients(self, velocity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(p, q)`` with one step ``u^{k+1} = p u^k + q box(u^k) - u^{k-1}`` (``box``: the 3x3
-        sum of the mirrored field), computed in float64 and returned in ``velocity``'s dtype."""
+        """The per-node coefficients of one step, computed in float64, returned in ``velocity``'s dtype:
+        q1: ``(p, q)`` of ``u^{k+1} = p u^k + q box(u^k) - u^{k-1}`` (``box``: the 3x3 sum of the
+        mirrored field); fd4: ``(dt^2 c^2, 1 / (12 h^2))`` (see :meth:`_apply_a`)."""
         c = velocity if velocity.dim() == 4 else velocity.unsqueeze(1)
         dt, h = self.snapshot_dt / self.substeps, self.spacing
         c64 = c.double()
@@ -77,7 +79,7 @@ class CoarseWaveStep(nn.Module):
         if dt > limit * (1 + 1e-12):
             raise ValueError(f"CoarseWaveStep: dt = {dt:.4g} is above the stability limit {limit:.4g} of scheme "
                              f"{self.scheme!r}; use more substeps")
-        if self.scheme == "fd4":  # (p, q) = (c^2 dt^2, dt^2 / (12 h^2)): see _step_fd4
+        if self.scheme == "fd4":
             return (c64 * c64 * dt * dt).to(velocity.dtype)[:, 0], torch.full_like(c64[:, 0], 1.0 / (12 * h * h)).to(
                 velocity.dtype)
         m = F.pad(c64.pow(-2), (1, 1, 1, 1), mode="reflect")
