@@ -38,6 +38,17 @@ void check_states(const at::Tensor& prev, const at::Tensor& now, int64_t steps) 
   TORCH_CHECK(steps >= 0, "steps must be >= 0, got ", steps);
 }
 
+// The optional load of both wave-step ops: force with its coefficient a_f, for one step.
+void check_force(const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f, int64_t steps,
+                 const at::Tensor& prev) {
+  TORCH_CHECK(given(force) == given(a_f), "force and a_f must be given together or not at all");
+  if (given(force)) {
+    TORCH_CHECK(steps == 1, "force applies to one step: steps must be 1 when force is given, got ", steps);
+    check_coefficient(*force, "force", prev);
+    check_coefficient(*a_f, "a_f", prev);
+  }
+}
+
 }  // namespace
 
 WaveStepParams wave_step_params(const at::Tensor& prev, const at::Tensor& now, const at::Tensor& a_k,
@@ -52,12 +63,7 @@ WaveStepParams wave_step_params(const at::Tensor& prev, const at::Tensor& now, c
     check_coefficient(*b, "b", prev);
     check_coefficient(*negd, "negd", prev);
   }
-  TORCH_CHECK(given(force) == given(a_f), "force and a_f must be given together or not at all");
-  if (given(force)) {
-    TORCH_CHECK(steps == 1, "force applies to one step: steps must be 1 when force is given, got ", steps);
-    check_coefficient(*force, "force", prev);
-    check_coefficient(*a_f, "a_f", prev);
-  }
+  check_force(force, a_f, steps, prev);
   WaveStepParams p;
   p.batch = prev.size(0);
   p.height = prev.size(1);
@@ -81,12 +87,7 @@ WaveFd4Params wave_fd4_params(const at::Tensor& prev, const at::Tensor& now, con
               " values");
   for (double s : signs) TORCH_CHECK(s == 1.0 || s == -1.0, "signs must be +1 or -1, got ", signs);
   check_coefficient(cc, "cc", prev);
-  TORCH_CHECK(given(force) == given(a_f), "force and a_f must be given together or not at all");
-  if (given(force)) {
-    TORCH_CHECK(steps == 1, "force applies to one step: steps must be 1 when force is given, got ", steps);
-    check_coefficient(*force, "force", prev);
-    check_coefficient(*a_f, "a_f", prev);
-  }
+  check_force(force, a_f, steps, prev);
   WaveFd4Params p;
   p.batch = prev.size(0);
   p.height = prev.size(1);

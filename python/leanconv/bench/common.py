@@ -134,3 +134,18 @@ def select_cases(cases: Sequence[Any], spec: str, every: Sequence[Any], error: C
     if not chosen:
         error(f"argument --cases: no case matches {spec!r} (cases: {', '.join(c.name for c in every)})")
     return chosen
+
+
+def setup_run(args: Any, error: Callable[[str], Any]) -> Path:
+    """The common start of a benchmark with ``--device``, ``--out`` and ``--threads``: refuse a CUDA
+    run without a GPU and an unwritable results folder (through ``error``, an argument parser's),
+    apply ``--threads``; returns the results folder."""
+    if args.device == "cuda" and not torch.cuda.is_available():
+        error("argument --device: cuda: no GPU is visible to torch here")
+    try:
+        out = results_dir(args.out)
+    except ValueError as exc:
+        error(str(exc))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return out

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..commands import int_at_least, positive_float
-from .common import (OUT_HELP, environment, median_ms, parser, results_dir, returns_exit_code, select_cases,
+from .common import (OUT_HELP, environment, median_ms, parser, returns_exit_code, select_cases, setup_run,
                      write_report)
 
 __all__ = ["Case", "CPU_CASES", "GPU_CASES", "main"]
@@ -231,14 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
 
-    if args.device == "cuda" and not torch.cuda.is_available():
-        ap.error("argument --device: cuda: no GPU is visible to torch here")
-    try:
-        out = results_dir(args.out)
-    except ValueError as exc:
-        ap.error(str(exc))
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    out = setup_run(args, ap.error)
     dtype = getattr(torch, args.dtype)
     cases = CPU_CASES if args.device == "cpu" else GPU_CASES
     if args.quick:

@@ -26,7 +26,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..commands import int_at_least, positive_float
-from .common import (OUT_HELP, environment, paired_rounds, parser, results_dir, returns_exit_code, select_cases,
+from .common import (OUT_HELP, environment, paired_rounds, parser, returns_exit_code, select_cases, setup_run,
                      write_report)
 
 __all__ = ["Case", "CASES", "main", "build_parser"]
@@ -139,14 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        ap.error("argument --device: cuda: no GPU is visible to torch here")
-    try:
-        out = results_dir(args.out)
-    except ValueError as exc:
-        ap.error(str(exc))
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    out = setup_run(args, ap.error)
     cases = select_cases(QUICK if args.quick else CASES, args.cases, CASES + QUICK, ap.error)
     min_run_time = args.min_run_time or (0.05 if args.quick else 1.0)
     rounds = args.rounds or (3 if args.quick else 5)
