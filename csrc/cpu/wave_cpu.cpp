@@ -58,12 +58,13 @@ void wave_step_cpu(const at::Tensor& prev, const at::Tensor& now, const at::Tens
 
 void wave_fd4_step_cpu(const at::Tensor& prev, const at::Tensor& now, const at::Tensor& cc,
                        c10::ArrayRef<double> constants, c10::ArrayRef<double> signs, int64_t steps,
-                       const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f) {
-  const WaveFd4Params p = wave_fd4_params(prev, now, cc, constants, signs, steps, force, a_f);
+                       const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f,
+                       const std::optional<at::Tensor>& b, const std::optional<at::Tensor>& negd) {
+  const WaveFd4Params p = wave_fd4_params(prev, now, cc, constants, signs, steps, force, a_f, b, negd);
   TORCH_CHECK(prev.device().is_cpu(), "prev must be a CPU tensor here, got device ", prev.device());
   if (steps == 0 || p.batch == 0) return;
   AT_DISPATCH_FLOATING_TYPES(prev.scalar_type(), "leanconv::wave_fd4_step_ (cpu)", [&] {
-    const WaveFd4Data<scalar_t> d = wave_fd4_data<scalar_t>(prev, now, cc, force, a_f);
+    const WaveFd4Data<scalar_t> d = wave_fd4_data<scalar_t>(prev, now, cc, force, a_f, b, negd);
     // every step of an item on one thread, the threads taking items from a shared counter
     auto one_item = [&](int64_t item) { LEANCONV_CPU_DISPATCH(wave_fd4_items, p, d, steps, item, item + 1); };
     std::atomic<int64_t> next{0};

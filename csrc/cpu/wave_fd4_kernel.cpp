@@ -3,7 +3,8 @@
 //
 // Two passes per step over one item's field, all steps of the item before the
 // next one (its fields and the scratch field stay in cache): v = L u into the
-// scratch field, then next = 2u - prev + s2 v + s4 L v into prev.  The inner
+// scratch field, then next = 2u - prev + s2 v + s4 L v into prev (damped: b (u + (s2 v +
+// s4 L v) / 2) + negd prev).  The inner
 // columns run as plain loops the compiler vectorises; the two mirrored
 // columns at each end and the mirrored rows are handled by index and sign.
 #include "cpu/wave_kernel.h"
@@ -46,9 +47,18 @@ inline T lap_edge(const Row<T>* r, int64_t j, int64_t W, T wx, T wy, T left, T r
   return wx * dx + wy * dy;
 }
 
-template <typename T, bool UPDATE, bool FORCED>
+// The per-node coefficients an update pass reads besides cc (null where not used).
+template <typename T>
+struct Extra {
+  const T* f = nullptr;
+  const T* af = nullptr;
+  const T* b = nullptr;
+  const T* negd = nullptr;
+};
+
+template <typename T, bool UPDATE, bool FORCED, bool DAMPED>
 void row_pass(const WaveFd4Params& p, const T* __restrict src, const T* __restrict cc, int64_t i,
-              T* __restrict out, const T* __restrict u, const T* __restrict f, const T* __restrict af) {
+              T* __restrict out, const T* __restrict u, const Extra<T>& e) {
   const int64_t H = p.height, W = p.width;
   const T wx = T(p.wx), wy = T(p.wy), s2 = T(p.s2), s4 = T(p.s4);
   const T left = T(p.sign_left), right = T(p.sign_right);
@@ -64,11 +74,19 @@ void row_pass(const WaveFd4Params& p, const T* __restrict src, const T* __restri
   T* __restrict o = out + i * W;
   const T* __restrict uu = UPDATE ? u + i * W : nullptr;
   const T* __restrict vv = UPDATE ? src + i * W : nullptr;
+  const T* __restrict f = FORCED ? e.f + i * W : nullptr;
+  const T* __restrict af = FORCED ? e.af + i * W : nullptr;
+  const T* __restrict bb = DAMPED ? e.b + i * W : nullptr;
+  const T* __restrict nd = DAMPED ? e.negd + i * W : nullptr;
   auto finish = [&](int64_t j, T lap) {
     const T l = c[j] * lap;
     if constexpr (UPDATE) {
-      T next = T(2) * uu[j] - o[j] + s2 * vv[j] + s4 * l;
-      if constexpr (FORCED) next += af[i * W + j] * f[i * W + j];
+      T next;
+      if constexpr (DAMPED)
+        next = bb[j] * (uu[j] + T(0.5) * (s2 * vv[j] + s4 * l)) + nd[j] * o[j];
+      else
+        next = T(2) * uu[j] - o[j] + s2 * vv[j] + s4 * l;
+      if constexpr (FORCED) next += af[j] * f[j];
       o[j] = next;
     } else {
       o[j] = l;
@@ -84,6 +102,11 @@ void row_pass(const WaveFd4Params& p, const T* __restrict src, const T* __restri
   for (int64_t j = std::max<int64_t>(W - 2, edge); j < W; ++j) finish(j, lap_edge(r, j, W, wx, wy, left, right));
 }
 
+template <typename T, bool FORCED, bool DAMPED>
+void update_rows(const WaveFd4Params& p, const T* v, const T* cc, T* old, const T* u, const Extra<T>& e) {
+  for (int64_t i = 0; i < p.height; ++i) row_pass<T, true, FORCED, DAMPED>(p, v, cc, i, old, u, e);
+}
+
 }  // namespace
 
 template <typename T>
@@ -96,16 +119,19 @@ void wave_fd4_items_impl(const WaveFd4Params& p, const WaveFd4Data<T>& d, int64_
     T* u = d.now + item * plane;
     T* old = d.prev + item * plane;
     const T* cc = d.cc + item * d.s_cc;
-    const T* f = p.forced ? d.force + item * d.s_force : nullptr;
-    const T* af = p.forced ? d.a_f + item * d.s_a_f : nullptr;
+    Extra<T> e;
+    if (p.forced) e.f = d.force + item * d.s_force, e.af = d.a_f + item * d.s_a_f;
+    if (p.damped) e.b = d.b + item * d.s_b, e.negd = d.negd + item * d.s_negd;
     for (int64_t s = 0; s < steps; ++s) {
-      for (int64_t i = 0; i < H; ++i) row_pass<T, false, false>(p, u, cc, i, v, nullptr, nullptr, nullptr);
-      for (int64_t i = 0; i < H; ++i) {
-        if (p.forced)
-          row_pass<T, true, true>(p, v, cc, i, old, u, f, af);
-        else
-          row_pass<T, true, false>(p, v, cc, i, old, u, nullptr, nullptr);
-      }
+      for (int64_t i = 0; i < H; ++i) row_pass<T, false, false, false>(p, u, cc, i, v, nullptr, e);
+      if (p.forced && p.damped)
+        update_rows<T, true, true>(p, v, cc, old, u, e);
+      else if (p.forced)
+        update_rows<T, true, false>(p, v, cc, old, u, e);
+      else if (p.damped)
+        update_rows<T, false, true>(p, v, cc, old, u, e);
+      else
+        update_rows<T, false, false>(p, v, cc, old, u, e);
       std::swap(u, old);
     }
   }

@@ -22,9 +22,9 @@ TORCH_LIBRARY(leanconv, m) {
         "Tensor? a_f, float k0, float k1, float k2, int steps) -> ()");
   // The fourth-order scheme's steps in place (ops/wave_params.h, WaveFd4Params): cc = c^2
   // (1 or B, H, W); constants = (wx, wy, s2, s4); signs of the mirrored images on the
-  // (left, right, bottom, top) sides.  Buffers swap as for wave_step_.
+  // (left, right, bottom, top) sides; b with negd for a damped step.  Buffers swap as for wave_step_.
   m.def("wave_fd4_step_(Tensor(a!) prev, Tensor(b!) now, Tensor cc, float[] constants, float[] signs, "
-        "int steps, Tensor? force=None, Tensor? a_f=None) -> ()");
+        "int steps, Tensor? force=None, Tensor? a_f=None, Tensor? b=None, Tensor? negd=None) -> ()");
 }
 
 TORCH_LIBRARY_FRAGMENT(leanconv, m) {

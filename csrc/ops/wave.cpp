@@ -1,4 +1,4 @@
-// Checks of the wave_step_ op.
+// Checks of the wave_step_ and wave_fd4_step_ ops.
 #include "ops/wave.h"
 
 #include <ATen/ATen.h>
@@ -38,6 +38,16 @@ void check_states(const at::Tensor& prev, const at::Tensor& now, int64_t steps) 
   TORCH_CHECK(steps >= 0, "steps must be >= 0, got ", steps);
 }
 
+// The optional damping of both wave-step ops: b with negd.
+void check_damping(const std::optional<at::Tensor>& b, const std::optional<at::Tensor>& negd,
+                   const at::Tensor& prev) {
+  TORCH_CHECK(given(b) == given(negd), "b and negd must be given together (a damped step) or not at all");
+  if (given(b)) {
+    check_coefficient(*b, "b", prev);
+    check_coefficient(*negd, "negd", prev);
+  }
+}
+
 // The optional load of both wave-step ops: force with its coefficient a_f, for one step.
 void check_force(const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f, int64_t steps,
                  const at::Tensor& prev) {
@@ -58,11 +68,7 @@ WaveStepParams wave_step_params(const at::Tensor& prev, const at::Tensor& now, c
   check_states(prev, now, steps);
   TORCH_CHECK(std::isfinite(k0) && std::isfinite(k1) && std::isfinite(k2), "k0, k1, k2 must be finite");
   check_coefficient(a_k, "a_k", prev);
-  TORCH_CHECK(given(b) == given(negd), "b and negd must be given together (a damped step) or not at all");
-  if (given(b)) {
-    check_coefficient(*b, "b", prev);
-    check_coefficient(*negd, "negd", prev);
-  }
+  check_damping(b, negd, prev);
   check_force(force, a_f, steps, prev);
   WaveStepParams p;
   p.batch = prev.size(0);
@@ -79,7 +85,8 @@ WaveStepParams wave_step_params(const at::Tensor& prev, const at::Tensor& now, c
 
 WaveFd4Params wave_fd4_params(const at::Tensor& prev, const at::Tensor& now, const at::Tensor& cc,
                               c10::ArrayRef<double> constants, c10::ArrayRef<double> signs, int64_t steps,
-                              const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f) {
+                              const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f,
+                              const std::optional<at::Tensor>& b, const std::optional<at::Tensor>& negd) {
   check_states(prev, now, steps);
   TORCH_CHECK(constants.size() == 4, "constants must be (wx, wy, s2, s4), got ", constants.size(), " values");
   for (double c : constants) TORCH_CHECK(std::isfinite(c), "constants must be finite, got ", constants);
@@ -87,6 +94,7 @@ WaveFd4Params wave_fd4_params(const at::Tensor& prev, const at::Tensor& now, con
               " values");
   for (double s : signs) TORCH_CHECK(s == 1.0 || s == -1.0, "signs must be +1 or -1, got ", signs);
   check_coefficient(cc, "cc", prev);
+  check_damping(b, negd, prev);
   check_force(force, a_f, steps, prev);
   WaveFd4Params p;
   p.batch = prev.size(0);
@@ -94,6 +102,7 @@ WaveFd4Params wave_fd4_params(const at::Tensor& prev, const at::Tensor& now, con
   p.width = prev.size(2);
   p.wx = constants[0], p.wy = constants[1], p.s2 = constants[2], p.s4 = constants[3];
   p.sign_left = signs[0], p.sign_right = signs[1], p.sign_bottom = signs[2], p.sign_top = signs[3];
+  p.damped = given(b);
   p.forced = given(force);
   return p;
 }

@@ -42,11 +42,13 @@ WaveStepData<T> wave_step_data(const at::Tensor& prev, const at::Tensor& now, co
 // `signs` = the images' signs on the (left, right, bottom, top) sides, each +1 or -1.
 WaveFd4Params wave_fd4_params(const at::Tensor& prev, const at::Tensor& now, const at::Tensor& cc,
                               c10::ArrayRef<double> constants, c10::ArrayRef<double> signs, int64_t steps,
-                              const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f);
+                              const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f,
+                              const std::optional<at::Tensor>& b, const std::optional<at::Tensor>& negd);
 
 template <typename T>
 WaveFd4Data<T> wave_fd4_data(const at::Tensor& prev, const at::Tensor& now, const at::Tensor& cc,
-                             const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f) {
+                             const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f,
+                             const std::optional<at::Tensor>& b, const std::optional<at::Tensor>& negd) {
   WaveFd4Data<T> d;
   const int64_t plane = prev.size(1) * prev.size(2);
   d.prev = prev.mutable_data_ptr<T>();
@@ -58,6 +60,12 @@ WaveFd4Data<T> wave_fd4_data(const at::Tensor& prev, const at::Tensor& now, cons
     d.s_force = force->size(0) == 1 ? 0 : plane;
     d.a_f = a_f->const_data_ptr<T>();
     d.s_a_f = a_f->size(0) == 1 ? 0 : plane;
+  }
+  if (b.has_value() && b->defined()) {
+    d.b = b->const_data_ptr<T>();
+    d.s_b = b->size(0) == 1 ? 0 : plane;
+    d.negd = negd->const_data_ptr<T>();
+    d.s_negd = negd->size(0) == 1 ? 0 : plane;
   }
   return d;
 }

@@ -51,6 +51,10 @@ namespace leanconv {
 //   v    = cc * (wx * Dxx(u) + wy * Dyy(u))
 //   next = 2 u - prev + s2 * v + s4 * cc * (wx * Dxx(v) + wy * Dyy(v)) + a_f * force
 //
+// or, damped (absorbing sides, sponge: b = 2 / (1 + gamma), negd = -(1 - gamma) / (1 + gamma)),
+//
+//   next = b * (u + (s2 * v + s4 * cc * (wx * Dxx(v) + wy * Dyy(v))) / 2) + negd * prev + a_f * force
+//
 // with Dxx u_j = -u_{j-2} + 16 u_{j-1} - 30 u_j + 16 u_{j+1} - u_{j+2} (along W; Dyy
 // along H) on fields extended by two mirrored ghost nodes per side: the image of
 // node k across a side is sign * u_k, sign +1 (reflecting) or -1 (Dirichlet).
@@ -61,6 +65,7 @@ struct WaveFd4Params {
   int64_t width = 0;   // W (columns, contiguous)
   double wx = 0, wy = 0, s2 = 0, s4 = 0;
   double sign_left = 1, sign_right = 1, sign_bottom = 1, sign_top = 1;
+  bool damped = false;
   bool forced = false;
   int64_t plane() const { return height * width; }
 };
@@ -72,7 +77,9 @@ struct WaveFd4Data {
   const T* cc = nullptr;
   const T* force = nullptr;
   const T* a_f = nullptr;
-  int64_t s_cc = 0, s_force = 0, s_a_f = 0;  // per-item strides (0: shared by the batch)
+  const T* b = nullptr;
+  const T* negd = nullptr;
+  int64_t s_cc = 0, s_force = 0, s_a_f = 0, s_b = 0, s_negd = 0;  // per-item strides (0: shared by the batch)
 };
 
 }  // namespace leanconv

@@ -49,6 +49,8 @@ def wave_fd4_step_(
     *,
     force: torch.Tensor | None = None,
     a_f: torch.Tensor | None = None,
+    b: torch.Tensor | None = None,
+    negd: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Advance ``steps`` steps of the fourth-order scheme (:mod:`leanconv.wave.fd4`) in place.
 
@@ -57,13 +59,15 @@ def wave_fd4_step_(
     ``constants = (wx, wy, s2, s4)`` = ``(1/(12 hx^2), 1/(12 hy^2), dt^2, dt^4/12)``;
     ``signs``: the mirror images' signs on the (left, right, bottom, top) sides
     (+1 reflecting, -1 Dirichlet).  ``force`` (with ``a_f``) needs ``steps == 1``.
+    ``b`` with ``negd`` (``(1 or B, H, W)``) make the damped step of absorbing sides
+    and sponges: ``next = b (u + (dt^2 v + dt^4/12 L v) / 2) + negd prev``.
     Returns the buffer holding the newest field (``prev`` when ``steps`` is odd).
     """
     from .. import _ext
 
     _ext.load()
     torch.ops.leanconv.wave_fd4_step_(prev, now, cc, [float(v) for v in constants], [float(v) for v in signs],
-                                      int(steps), force, a_f)
+                                      int(steps), force, a_f, b, negd)
     return prev if steps % 2 else now
 
 
@@ -73,5 +77,5 @@ def _register() -> None:
         return None
 
     @torch.library.register_fake("leanconv::wave_fd4_step_")
-    def _fake_fd4(prev, now, cc, constants, signs, steps, force=None, a_f=None):
+    def _fake_fd4(prev, now, cc, constants, signs, steps, force=None, a_f=None, b=None, negd=None):
         return None

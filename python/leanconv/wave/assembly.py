@@ -31,7 +31,7 @@ import torch
 
 from .grid import Boundary, Grid, Sponge
 
-__all__ = ["Coefficients", "assemble", "mirror_pad", "apply_stencil", "point_load"]
+__all__ = ["Coefficients", "assemble", "mirror_pad", "apply_stencil", "point_load", "boundary_damping", "node_weight"]
 
 
 @dataclass(frozen=True)
@@ -98,38 +98,14 @@ def assemble(c: torch.Tensor, grid: Grid, boundary: Boundary, sponge: Sponge | N
     hx, hy = grid.hx, grid.hy
     H, W = grid.shape
     f64 = dict(device=c.device, dtype=torch.float64)
-    # boundary weight: 1 inside, 1/2 on an edge, 1/4 at a corner
-    wy = torch.ones(H, **f64)
-    wy[0] = wy[-1] = 0.5
-    wx = torch.ones(W, **f64)
-    wx[0] = wx[-1] = 0.5
-    weight = wy[:, None] * wx[None, :]
+    weight = node_weight(grid, c)
     # lumped mass: the consistent Q1 mass stencil applied to m = 1/c^2 (exact
     # for m in Q1), on the mirrored field, times the boundary weight
     m = mirror_pad(c.pow(-2))
     rows = m[..., :, :-2] + 4 * m[..., :, 1:-1] + m[..., :, 2:]
     mass_full = (rows[..., :-2, :] + 4 * rows[..., 1:-1, :] + rows[..., 2:, :]) * (hx * hy / 36.0)
     mass = mass_full * weight  # (Bc, H, W)
-    # Engquist-Majda damping: 1-D lumped mass of s = 1/c along each absorbing side
-    damping = torch.zeros_like(mass)
-    s = c.reciprocal()
-    for side, kind in zip(("left", "right", "bottom", "top"), boundary):
-        if kind != "absorbing":
-            continue
-        if side in ("left", "right"):
-            col = 0 if side == "left" else W - 1
-            line, h = s[:, :, col], hy
-        else:
-            row = 0 if side == "bottom" else H - 1
-            line, h = s[:, row, :], hx
-        ext = torch.cat([line[:, 1:2], line, line[:, -2:-1]], dim=1)
-        lumped = (ext[:, :-2] + 4 * ext[:, 1:-1] + ext[:, 2:]) * (h / 6.0)
-        lumped[:, 0] *= 0.5
-        lumped[:, -1] *= 0.5
-        if side in ("left", "right"):
-            damping[:, :, col] += lumped
-        else:
-            damping[:, row, :] += lumped
+    damping = boundary_damping(c, grid, boundary)
     sigma = torch.zeros(H, W, **f64)
     if sponge is not None:
         sigma = torch.from_numpy(sponge.profile((H, W), boundary, c_max, min(hx, hy))).to(**f64)
@@ -153,6 +129,46 @@ def assemble(c: torch.Tensor, grid: Grid, boundary: Boundary, sponge: Sponge | N
         p=cast(b - k0 * a_k), q=cast(k2 * a_k), s=cast(-k1 * a_k) if rect else None,
         negd=cast(-(1.0 - gamma) / denom * free), a_f=cast(a_f), a_k=cast(a_k), b=cast(b),
     )
+
+
+def node_weight(grid: Grid, c: torch.Tensor) -> torch.Tensor:
+    """The boundary weight of each node, ``(H, W)`` float64 on ``c``'s device: 1 inside,
+    1/2 on an edge, 1/4 at a corner (the share of the node's cell inside the domain)."""
+    H, W = grid.shape
+    f64 = dict(device=c.device, dtype=torch.float64)
+    wy = torch.ones(H, **f64)
+    wy[0] = wy[-1] = 0.5
+    wx = torch.ones(W, **f64)
+    wx[0] = wx[-1] = 0.5
+    return wy[:, None] * wx[None, :]
+
+
+def boundary_damping(c: torch.Tensor, grid: Grid, boundary: Boundary) -> torch.Tensor:
+    """Lumped Engquist-Majda damping ``C_ii = int_{absorbing sides} phi_i / c`` of velocities
+    ``c`` (float64 ``(Bc, H, W)``): the 1-D lumped mass of ``1/c`` along each absorbing side
+    (zero elsewhere), ``(Bc, H, W)``.  Both schemes use it."""
+    H, W = grid.shape
+    hx, hy = grid.hx, grid.hy
+    damping = torch.zeros_like(c)
+    s = c.reciprocal()
+    for side, kind in zip(("left", "right", "bottom", "top"), boundary):
+        if kind != "absorbing":
+            continue
+        if side in ("left", "right"):
+            col = 0 if side == "left" else W - 1
+            line, h = s[:, :, col], hy
+        else:
+            row = 0 if side == "bottom" else H - 1
+            line, h = s[:, row, :], hx
+        ext = torch.cat([line[:, 1:2], line, line[:, -2:-1]], dim=1)
+        lumped = (ext[:, :-2] + 4 * ext[:, 1:-1] + ext[:, 2:]) * (h / 6.0)
+        lumped[:, 0] *= 0.5
+        lumped[:, -1] *= 0.5
+        if side in ("left", "right"):
+            damping[:, :, col] += lumped
+        else:
+            damping[:, row, :] += lumped
+    return damping
 
 
 def point_load(c: torch.Tensor, grid: Grid, dirichlet: torch.Tensor, points) -> torch.Tensor:

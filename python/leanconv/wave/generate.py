@@ -126,9 +126,6 @@ class DatasetConfig:
 
         if self.scheme not in SCHEMES:
             raise ValueError(f"DatasetConfig: scheme must be one of {SCHEMES}, got {self.scheme!r}")
-        if self.scheme == "fd4" and (Boundary.parse(self.boundary).damped or self.sponge):
-            raise ValueError("DatasetConfig: scheme 'fd4' has reflecting and Dirichlet sides only (no absorbing "
-                             "sides or sponge); use scheme 'q1'")
         if self.sponge and not Boundary.parse(self.boundary).damped:
             raise ValueError("DatasetConfig: a sponge needs at least one absorbing side")
 

@@ -70,8 +70,8 @@ class WaveSolver:
             (``ValueError``).  Turn off only to watch an unstable run blow up.
         scheme: ``'q1'`` (default: bilinear elements, lumped mass, central
             differences; second order) or ``'fd4'`` (fourth-order finite
-            differences in space and time, :mod:`leanconv.wave.fd4`; reflecting
-            and Dirichlet sides only, stable up to about 1.06 h / c_max).
+            differences in space and time, :mod:`leanconv.wave.fd4`; the same
+            sides and sponge, stable up to about 1.06 h / c_max).
         backend: ``'kernel'`` steps with leanconv's compiled op
             ``wave_step_`` (fused, in place, many steps per call),
             ``'torch'`` with plain torch ops, ``'auto'`` (default) with the
@@ -149,9 +149,7 @@ class WaveSolver:
                 self._coef: Coefficients | FD4Coefficients = assemble(c, self.grid, self.boundary, sponge,
                                                                       self.c_max, dt, dtype)
             else:
-                if sponge is not None:
-                    raise ValueError("scheme='fd4' has no sponge layer (no absorbing sides); use scheme='q1'")
-                self._coef = assemble_fd4(c, self.grid, self.boundary, dt, dtype)
+                self._coef = assemble_fd4(c, self.grid, self.boundary, dt, dtype, sponge, self.c_max)
 
     # ------------------------------------------------------------------ info
     @property
@@ -253,7 +251,13 @@ class WaveSolver:
         ``O((interval dt)^2)``.  Values on Dirichlet nodes are ignored.
         """
         _check_count(interval, "interval", minimum=1)
-        self._q1("energy")
+        if self.scheme == "fd4":
+            if interval != 1:
+                raise ValueError("energy: scheme='fd4' conserves its energy for consecutive steps; interval must be 1")
+            from .fd4 import energy_fd4
+
+            a = self._state(u_prev, "u_prev").to(torch.float64)
+            return energy_fd4(self._coef, a, self._state(u_now, "u_now").to(torch.float64))
         free = (~self._coef.dirichlet).to(torch.float64)
         a = self._state(u_prev, "u_prev").to(torch.float64) * free
         b = self._state(u_now, "u_now").to(torch.float64) * free
@@ -303,11 +307,12 @@ class WaveSolver:
 
     def _first_fd4(self, u0: torch.Tensor, v0: torch.Tensor | None, f0: torch.Tensor | None, pick) -> torch.Tensor:
         """The fourth-order Taylor step of :mod:`.fd4` (in float64)."""
-        from .fd4 import FD4Coefficients, apply_l
+        from dataclasses import replace
 
-        coef = self._coef
-        c64 = FD4Coefficients(pick(coef.cc).double(), coef.hx, coef.hy, coef.dt, coef.signs, coef.dirichlet,
-                              coef.free.double(), pick(coef.a_f).double())
+        from .fd4 import apply_l
+
+        coef = self._coef.in_float64()
+        c64 = replace(coef, cc=pick(coef.cc), a_f=pick(coef.a_f))
         dt = self.dt
         u = u0.to(torch.float64)
         lu = apply_l(u, c64)
@@ -315,8 +320,11 @@ class WaveSolver:
         if v0 is not None:
             v = v0.to(torch.float64)
             u1 = u1 + dt * v + dt**3 / 6.0 * apply_l(v, c64)
+            if coef.rate is not None:  # the damping's second-order term, as in the damped step
+                u1 = u1 - 0.5 * dt * dt * pick(coef.rate) * v
         if f0 is not None:
-            u1 = u1 + 0.5 * c64.a_f * f0.to(torch.float64)
+            a_f = c64.a_f if coef.rate is None else c64.a_f * (1.0 + 0.5 * dt * pick(coef.rate))
+            u1 = u1 + 0.5 * a_f * f0.to(torch.float64)
         return (u1 * c64.free).to(self.dtype)
 
     @_one_thread

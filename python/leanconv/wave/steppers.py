@@ -199,9 +199,10 @@ class FD4KernelStepper(_InPlaceStepper):
         super().__init__(coef, threads, shape, dtype, device, B)
         self._op = wave_fd4_step_
         self.cc, self.a_f = _pick(coef.cc, sl, True), _pick(coef.a_f, sl, True)
+        self.b, self.negd = _pick(coef.b, sl, True), _pick(coef.negd, sl, True)
         self.constants = coef.kernel_constants()
         self.signs = coef.signs
 
     def _call(self, steps: int, **kw: Any) -> None:
         with self.threads.stepping():
-            self._op(self.prev, self.cur, self.cc, self.constants, self.signs, steps, **kw)
+            self._op(self.prev, self.cur, self.cc, self.constants, self.signs, steps, b=self.b, negd=self.negd, **kw)
