@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from leanconv.bench import factorized as bench
+from leanconv.bench.common import peak_memory_bytes
 
 
 def test_peak_memory_sees_torch_allocations():
@@ -16,7 +17,7 @@ def test_peak_memory_sees_torch_allocations():
         c = torch.empty(1 << 18)  # 1 MiB after both were freed
         del c
 
-    peak = bench.peak_memory_bytes(step, "cpu")
+    peak = peak_memory_bytes(step, "cpu")
     assert (6 << 20) <= peak < (7 << 20)
 
 
@@ -38,3 +39,17 @@ def test_main_writes_json_and_markdown(tmp_path):
     data = json.loads((tmp_path / "factorized_chain.json").read_text())
     assert {r["impl"] for r in data["rows"]} >= {"fused one_way_conv", "unfused (leanconv depthwise per axis)"}
     assert (tmp_path / "factorized_gemm.md").read_text().startswith("# factorized_gemm")
+
+
+def test_chain_implementations_agree():
+    """The chain section's three rows compute the same thing (PyTorch's per-axis row through
+    one_way_conv_unfused's conv argument), also with uneven padding, stride and dilation."""
+    g = torch.Generator().manual_seed(0)
+    for dims in (2, 3):
+        x = torch.randn(2, 4, *(9,) * dims, generator=g)
+        filters = [torch.randn(4, k, generator=g) for k in (3, 5, 3)[:dims]]
+        scale = torch.randn(4, generator=g)
+        for kw in ({"padding": 1}, {"padding": [1, 2] * dims, "stride": 2, "dilation": 2}):
+            want = bench.CHAINS["fused one_way_conv"](x, filters, scale, **kw)
+            for chain in bench.CHAINS.values():
+                torch.testing.assert_close(chain(x, filters, scale, **kw), want)

@@ -1,4 +1,4 @@
-"""Shared pieces of the benchmarks: timing, environment description, reports.
+"""Shared pieces of the benchmarks: timing, peak memory, environment description, reports.
 
 Timing uses ``torch.utils.benchmark`` (it synchronises CUDA and picks repeat
 counts), or :func:`paired_rounds` where implementations are compared on a
@@ -12,7 +12,9 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import platform
+import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +66,90 @@ def parser(name: str, description: str, **kwargs: Any):
     return ArgumentParser(prog=f"leanconv bench {name}", description=description, **kwargs)
 
 
-def median_ms(fn: Callable[[], Any], min_run_time: float = 0.5) -> float:
-    """Median wall time of ``fn()`` in milliseconds (CUDA synchronised)."""
+def median_ms(fn: Callable[[], Any], min_run_time: float = 0.5, clock: Callable[[], float] | None = None) -> float:
+    """Median time of ``fn()`` in milliseconds: wall time (CUDA synchronised), or ``clock``'s
+    (``time.process_time``: this process's CPU time, which on a machine shared with other jobs
+    does not count the time spent waiting for a core)."""
     import torch.utils.benchmark as tbench  # imported here: it pulls in torch's C++ extension tooling
 
-    timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    kw = {} if clock is None else {"timer": clock}
+    timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads(), **kw)
     return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
+
+
+def peak_memory_bytes(step, device: str) -> int:
+    """Peak bytes allocated by ``step()`` beyond what was live before it.
+
+    CPU: the PyTorch profiler with ``profile_memory=True`` records every
+    allocation and free made through PyTorch's CPU allocator (tensors, saved
+    activations, gradients, oneDNN scratch that PyTorch allocates); the peak is
+    the largest running sum of those events over the step, i.e. the memory
+    beyond what existed before (input, parameters).  Memory that a library
+    mallocs on its own (e.g. MKL's GEMM packing buffers) is not seen;
+    tracemalloc would see none of it.  GPU: ``torch.cuda.max_memory_allocated()``
+    minus the memory allocated before the step.
+    """
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        step()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+    from torch.profiler import ProfilerActivity, profile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            step()
+    events = sorted(
+        (e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
+    )
+    live = peak = 0
+    for _, nbytes in events:
+        live += nbytes
+        peak = max(peak, live)
+    return peak
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How each measurement runs: on ``device`` (synchronised after every call), for
+    ``min_run_time`` seconds, by ``clock`` (None: the wall clock; ``--cpu-time``: the process's)."""
+
+    device: str
+    min_run_time: float
+    clock: Callable[[], float] | None = None
+
+    def sync(self) -> None:
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    def passes(self, fn, x: torch.Tensor, params, grad: torch.Tensor, peak: bool = False) -> dict:
+        """Median ms of ``fn(x)`` without autograd (``fwd_ms``) and of ``fn`` with the gradients of
+        its input and ``params`` (``fwd_bwd_ms``), after one warm-up (oneDNN primitives, CUDA
+        plans); with ``peak`` also the peak memory of one forward+backward (``peak_mb``)."""
+        xg = x.detach().requires_grad_()
+
+        def fwd():
+            with torch.no_grad():
+                fn(x)
+            self.sync()
+
+        def step():
+            torch.autograd.grad(fn(xg), [xg, *params], grad)
+            self.sync()
+
+        step()
+        times = {"fwd_ms": median_ms(fwd, self.min_run_time, self.clock),
+                 "fwd_bwd_ms": median_ms(step, self.min_run_time, self.clock)}
+        return {**times, "peak_mb": peak_memory_bytes(step, self.device) / 2**20} if peak else times
+
+    def module(self, module: torch.nn.Module, x: torch.Tensor) -> dict:
+        """:meth:`passes` of a layer, gradients of all its parameters, peak memory included."""
+        with torch.no_grad():
+            grad = torch.randn_like(module(x))
+        return self.passes(module, x, [p for p in module.parameters() if p.requires_grad], grad, peak=True)
 
 
 def environment(device: str) -> dict[str, Any]:
@@ -124,24 +204,29 @@ def write_report(
     return json_path, md_path
 
 
-def select_cases(cases: Sequence[Any], spec: str, every: Sequence[Any], error: Callable[[str], Any]) -> list[Any]:
+def select_cases(cases: Sequence[Any], spec: str, every: Sequence[Any], error: Callable[[str], Any],
+                 option: str = "--cases") -> list[Any]:
     """The cases whose ``name`` holds one of the comma-separated substrings of ``spec`` (all when
-    empty); ``error`` (an argument parser's) is called when none matches, naming the cases of ``every``."""
+    empty); ``error`` (an argument parser's) is called when none matches, naming ``option`` and the
+    cases of ``every``."""
     wanted = [s.strip() for s in spec.split(",") if s.strip()]
     if not wanted:
         return list(cases)
     chosen = [c for c in cases if any(s in c.name for s in wanted)]
     if not chosen:
-        error(f"argument --cases: no case matches {spec!r} (cases: {', '.join(c.name for c in every)})")
+        error(f"argument {option}: no case matches {spec!r} (cases: {', '.join(c.name for c in every)})")
     return chosen
 
 
 def setup_run(args: Any, error: Callable[[str], Any]) -> Path:
-    """The common start of a benchmark with ``--device``, ``--out`` and ``--threads``: refuse a CUDA
-    run without a GPU and an unwritable results folder (through ``error``, an argument parser's),
-    apply ``--threads``; returns the results folder."""
+    """The common start of a benchmark with ``--device``, ``--out`` and ``--threads`` (and
+    ``--cpu-time`` where it has one): refuse a CUDA run without a GPU, CPU time other than on one
+    CPU thread, and an unwritable results folder (through ``error``, an argument parser's), apply
+    ``--threads``; returns the results folder."""
     if args.device == "cuda" and not torch.cuda.is_available():
         error("argument --device: cuda: no GPU is visible to torch here")
+    if getattr(args, "cpu_time", False) and (args.device != "cpu" or (args.threads or torch.get_num_threads()) != 1):
+        error("--cpu-time needs --device cpu and --threads 1")
     try:
         out = results_dir(args.out)
     except ValueError as exc:

@@ -18,27 +18,23 @@ Sections (all measured in the same run, medians of torch.utils.benchmark):
   each case in a fresh process) and time of ``FactorizedConv3d.from_conv`` on
   large Conv3d layers, and of tensorly-torch's ``from_conv`` where it fits.
 
-Peak memory, CPU: the PyTorch profiler with ``profile_memory=True`` records
-every allocation and free made through PyTorch's CPU allocator (tensors, saved
-activations, gradients, oneDNN scratch that PyTorch allocates); the peak is
-the largest running sum of those events over one forward+backward, i.e. the
-memory beyond the input and the parameters that existed before.  Memory that
-a library mallocs on its own (e.g. MKL's GEMM packing buffers) is not seen;
-tracemalloc would see none of it.  GPU: torch.cuda.max_memory_allocated()
-minus the memory allocated before the step.
+Peak memory: :func:`leanconv.bench.common.peak_memory_bytes`.
 """
 from __future__ import annotations
 
 import argparse
-import math
-import warnings
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import environment, returns_exit_code, write_report
+from ..nn.factorized import resolve_rank
+from ..ops import one_way_conv, one_way_conv_unfused
+from ..ops._geometry import pad_last_first
+from .common import Timing, environment, returns_exit_code, select_cases, setup_run, write_report
 
 __all__ = ["main", "LAYERS", "COMPRESSIONS"]
 
@@ -56,16 +52,12 @@ class Layer:
         return (self.batch, self.channels) + (self.size,) * self.dims
 
     def rank_for(self, compression: float) -> int:
-        dense = self.channels**2 * self.kernel**self.dims
-        per_rank = 2 * self.channels + self.dims * self.kernel + 1
-        return max(1, math.floor(dense / compression / per_rank))
+        """The CP rank keeping 1/``compression`` of the dense weights, by FactorizedConv's own rule."""
+        return resolve_rank(1 / compression, self.channels, self.channels, (self.kernel,) * self.dims)
 
-    def dense_flops(self) -> float:
-        return 2.0 * self.batch * self.size**self.dims * self.channels**2 * self.kernel**self.dims
-
-    def cp_flops(self, rank: int) -> float:
-        points = self.batch * self.size**self.dims
-        return 2.0 * points * rank * (2 * self.channels + self.dims * self.kernel)
+    def flops_vs_dense(self, rank: int) -> float:
+        """FLOPs of the CP path (two channel GEMMs, the chain of 1-D filters) over the dense layer's."""
+        return rank * (2 * self.channels + self.dims * self.kernel) / (self.channels**2 * self.kernel**self.dims)
 
 
 LAYERS = [
@@ -78,161 +70,82 @@ LAYERS = [
 COMPRESSIONS = [5, 10, 20]
 
 
-# ------------------------------------------------------------------ measuring
-_TIMER = {"clock": None}  # None: wall clock (torch.utils.benchmark's default)
+def _say(head: str, rows: list[dict]) -> None:
+    print(f"{head}: " + ", ".join(
+        f"{r['impl']} {r['fwd_ms']:.2f}/{r['fwd_bwd_ms']:.2f} ms" + (f" {r['peak_mb']:.0f} MB" if "peak_mb" in r else "")
+        for r in rows), flush=True)
 
 
-def median_ms(fn, min_run_time: float) -> float:
-    """Median time of ``fn()`` in ms; with ``--cpu-time`` the process's CPU time, which
-    on a machine shared with other jobs does not count the time spent waiting for a core."""
-    import torch.utils.benchmark as tbench
-
-    kw = {"timer": _TIMER["clock"]} if _TIMER["clock"] is not None else {}
-    timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads(), **kw)
-    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def peak_memory_bytes(step, device: str) -> int:
-    """Peak bytes allocated by ``step()`` beyond what was live before it."""
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-        step()
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - base
-    from torch.profiler import ProfilerActivity, profile
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-            step()
-    events = sorted(
-        (e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
-    )
-    live = peak = 0
-    for _, nbytes in events:
-        live += nbytes
-        peak = max(peak, live)
-    return peak
-
-
-def _fwd_bwd(module: nn.Module, x: torch.Tensor, gy: torch.Tensor):
-    params = [p for p in module.parameters() if p.requires_grad]
-
-    def step():
-        y = module(x)
-        grads = torch.autograd.grad(y, [x, *params], gy)
-        del y, grads
-
-    return step
-
-
-def measure(module: nn.Module, x: torch.Tensor, device: str, min_run_time: float) -> dict:
-    with torch.no_grad():
-        y = module(x)
-    gy = torch.randn_like(y)
-    xg = x.detach().requires_grad_()
-    step = _fwd_bwd(module, xg, gy)
-
-    def fwd():
-        with torch.no_grad():
-            module(x)
-        _sync(device)
-
-    def train():
-        step()
-        _sync(device)
-
-    train()  # warm-up (oneDNN primitive creation, CUDA plans)
-    return {
-        "fwd_ms": median_ms(fwd, min_run_time),
-        "fwd_bwd_ms": median_ms(train, min_run_time),
-        "peak_mb": peak_memory_bytes(step, device) / 2**20,
-    }
+def _params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
 
 
 # ------------------------------------------------------------------ section: layers
-def _tltorch_layer(layer: Layer, rank: int, implementation: str, device: str):
-    import tltorch
+def _layers_for(layer: Layer, rank: int, device: str, with_tltorch: bool) -> dict[str, nn.Module]:
+    """leanconv's factorized layer at ``rank`` and, with ``with_tltorch``, tensorly-torch's two CP layers."""
+    from ..nn import FactorizedConv2d, FactorizedConv3d
 
-    m = tltorch.FactorizedConv(
-        layer.channels, layer.channels, layer.kernel, order=layer.dims, padding=layer.kernel // 2, bias=True,
-        factorization="cp", rank=rank, implementation=implementation,
-    )
-    m.reset_parameters()  # tensorly-torch leaves the factors uninitialized otherwise
-    return m.to(device)
+    cls = FactorizedConv2d if layer.dims == 2 else FactorizedConv3d
+    layers = {"leanconv": cls(layer.channels, layer.channels, layer.kernel, padding=layer.kernel // 2, rank=rank)}
+    if with_tltorch:
+        import tltorch
+
+        for impl in ("factorized", "reconstructed"):
+            m = tltorch.FactorizedConv(layer.channels, layer.channels, layer.kernel, order=layer.dims,
+                                       padding=layer.kernel // 2, bias=True, factorization="cp", rank=rank,
+                                       implementation=impl)
+            m.reset_parameters()  # tensorly-torch leaves the factors uninitialized otherwise
+            layers[f"tltorch {impl}"] = m
+    return {name: m.to(device) for name, m in layers.items()}
 
 
-def bench_layers(layers, compressions, device, min_run_time, with_tltorch):
-    from leanconv.nn import FactorizedConv2d, FactorizedConv3d
-
+def bench_layers(layers, compressions, device, min_run_time, with_tltorch, clock=None):
+    timing = Timing(device, min_run_time, clock)
     rows = []
     for layer in layers:
         torch.manual_seed(0)
         x = torch.randn(layer.input_shape(), device=device)
-        dense_cls = nn.Conv2d if layer.dims == 2 else nn.Conv3d
-        dense = dense_cls(layer.channels, layer.channels, layer.kernel, padding=layer.kernel // 2).to(device)
-        d = measure(dense, x, device, min_run_time)
-        dense_params = sum(p.numel() for p in dense.parameters())
+        dense = (nn.Conv2d if layer.dims == 2 else nn.Conv3d)(layer.channels, layer.channels, layer.kernel,
+                                                              padding=layer.kernel // 2).to(device)
+        d = timing.module(dense, x)
         rows.append({"layer": layer.name, "compression": 1, "rank": None, "impl": "dense nn.Conv", **d,
-                     "params": dense_params, "flops_vs_dense": 1.0})
+                     "params": _params(dense), "flops_vs_dense": 1.0})
         print(f"{layer.name}: dense fwd {d['fwd_ms']:.2f} ms, fwd+bwd {d['fwd_bwd_ms']:.2f} ms", flush=True)
-        cls = FactorizedConv2d if layer.dims == 2 else FactorizedConv3d
         for comp in compressions:
             rank = layer.rank_for(comp)
-            flops = layer.cp_flops(rank) / layer.dense_flops()
-            impls = {"leanconv": cls(layer.channels, layer.channels, layer.kernel, padding=layer.kernel // 2,
-                                     rank=rank).to(device)}
-            if with_tltorch:
-                for impl in ("factorized", "reconstructed"):
-                    impls[f"tltorch {impl}"] = _tltorch_layer(layer, rank, impl, device)
-            results, lc_row = {}, None
-            for name, module in impls.items():
-                r = measure(module, x, device, min_run_time)
-                results[name] = r
-                row = {"layer": layer.name, "compression": comp, "rank": rank, "impl": name, **r,
-                       "params": sum(p.numel() for p in module.parameters()), "flops_vs_dense": flops,
-                       "speedup_fwd_bwd_vs_dense": d["fwd_bwd_ms"] / r["fwd_bwd_ms"]}
-                rows.append(row)
-                lc_row = row if name == "leanconv" else lc_row
-            if "tltorch factorized" in results:
-                tf, lc = results["tltorch factorized"], results["leanconv"]
-                lc_row["speedup_fwd_bwd_vs_tltorch_factorized"] = tf["fwd_bwd_ms"] / lc["fwd_bwd_ms"]
-                lc_row["speedup_fwd_vs_tltorch_factorized"] = tf["fwd_ms"] / lc["fwd_ms"]
-            print(f"  {comp}x (R={rank}): " + ", ".join(
-                f"{n} {r['fwd_ms']:.2f}/{r['fwd_bwd_ms']:.2f} ms {r['peak_mb']:.0f} MB" for n, r in results.items()),
-                flush=True)
+            group = []
+            for name, module in _layers_for(layer, rank, device, with_tltorch).items():
+                r = timing.module(module, x)
+                group.append({"layer": layer.name, "compression": comp, "rank": rank, "impl": name, **r,
+                              "params": _params(module), "flops_vs_dense": layer.flops_vs_dense(rank),
+                              "speedup_fwd_bwd_vs_dense": d["fwd_bwd_ms"] / r["fwd_bwd_ms"]})
+            lean, tf = group[0], next((r for r in group if r["impl"] == "tltorch factorized"), None)
+            if tf is not None:
+                lean["speedup_fwd_bwd_vs_tltorch_factorized"] = tf["fwd_bwd_ms"] / lean["fwd_bwd_ms"]
+                lean["speedup_fwd_vs_tltorch_factorized"] = tf["fwd_ms"] / lean["fwd_ms"]
+            _say(f"  {comp}x (R={rank})", group)
+            rows += group
     return rows
 
 
 # ------------------------------------------------------------------ section: chain
-def bench_chain(layers, compressions, device, min_run_time):
-    from leanconv.ops import one_way_conv, one_way_conv_unfused
+def _torch_depthwise(input, weight, bias, stride, pairs, dilation) -> torch.Tensor:
+    """PyTorch's depthwise F.conv2d/3d, called as ``leanconv.ops.depthwise_conv`` ((before, after) pairs)."""
+    n = weight.dim() - 2
+    if pairs[0::2] != pairs[1::2]:
+        input, pairs = F.pad(input, pad_last_first(pairs)), [0] * (2 * n)
+    return (F.conv2d if n == 2 else F.conv3d)(input, weight, bias, stride, pairs[0::2], dilation, input.shape[1])
 
-    def torch_per_axis(t, filters, scale):
-        n = t.dim() - 2
-        conv = F.conv2d if n == 2 else F.conv3d
-        y = t
-        for axis in reversed(range(n)):
-            f = filters[axis] * scale[:, None] if axis == 0 else filters[axis]
-            shape = [1] * n
-            shape[axis] = f.shape[1]
-            pad = [0] * n
-            pad[axis] = f.shape[1] // 2
-            y = conv(y, f.reshape(f.shape[0], 1, *shape), None, 1, pad, 1, t.shape[1])
-        return y
 
-    impls = {
-        "fused one_way_conv": lambda t, fs, s: one_way_conv(t, fs, s, padding=1),
-        "unfused (leanconv depthwise per axis)": lambda t, fs, s: one_way_conv_unfused(t, fs, s, padding=1),
-        "PyTorch depthwise F.conv per axis": torch_per_axis,
-    }
+CHAINS = {
+    "fused one_way_conv": one_way_conv,
+    "unfused (leanconv depthwise per axis)": one_way_conv_unfused,
+    "PyTorch depthwise F.conv per axis": functools.partial(one_way_conv_unfused, conv=_torch_depthwise),
+}
+
+
+def bench_chain(layers, compressions, device, min_run_time, clock=None):
+    timing = Timing(device, min_run_time, clock)
     rows = []
     for layer in layers:
         for comp in compressions:
@@ -243,68 +156,46 @@ def bench_chain(layers, compressions, device, min_run_time):
             fs = [torch.randn(rank, layer.kernel, device=device, requires_grad=True) for _ in range(layer.dims)]
             s = torch.randn(rank, device=device, requires_grad=True)
             gy = torch.randn(shape, device=device)
-            base = None
-            for name, fn in impls.items():
-                tg = t.detach().requires_grad_()
-
-                def fwd(fn=fn):
-                    with torch.no_grad():
-                        fn(t, fs, s)
-                    _sync(device)
-
-                def step(fn=fn, tg=tg):
-                    torch.autograd.grad(fn(tg, fs, s), [tg, *fs, s], gy)
-                    _sync(device)
-
-                step()
-                r = {"fwd_ms": median_ms(fwd, min_run_time), "fwd_bwd_ms": median_ms(step, min_run_time)}
-                if base is None:
-                    base = r
-                rows.append({"layer": layer.name, "rank": rank, "impl": name, **r,
-                             "fused_speedup_fwd": r["fwd_ms"] / base["fwd_ms"],
-                             "fused_speedup_fwd_bwd": r["fwd_bwd_ms"] / base["fwd_bwd_ms"]})
-            print(f"chain {layer.name} R={rank}: " + ", ".join(
-                f"{row['impl']} {row['fwd_ms']:.2f}/{row['fwd_bwd_ms']:.2f} ms" for row in rows[-len(impls):]),
-                flush=True)
+            group = [{"layer": layer.name, "rank": rank, "impl": name,
+                      **timing.passes(lambda x, chain=chain: chain(x, fs, s, padding=1), t, [*fs, s], gy)}
+                     for name, chain in CHAINS.items()]
+            for r in group:
+                r["fused_speedup_fwd"] = r["fwd_ms"] / group[0]["fwd_ms"]
+                r["fused_speedup_fwd_bwd"] = r["fwd_bwd_ms"] / group[0]["fwd_bwd_ms"]
+            _say(f"chain {layer.name} R={rank}", group)
+            rows += group
     return rows
 
 
 # ------------------------------------------------------------------ section: gemm
-def bench_gemm(layers, compressions, device, min_run_time):
+def _gemm_candidates(x: torch.Tensor, w: torch.Tensor) -> dict:
+    """Library calls for the channel mixing ``C -> R`` by ``w`` (C, R): name -> (input, function)."""
+    (n, c), rank = x.shape[:2], w.shape[1]
+    xcl = x.contiguous(memory_format=torch.channels_last)
+    return {
+        "torch.bmm, factor expanded over N, planar (used)": (
+            x, lambda x: torch.bmm(w.t().unsqueeze(0).expand(n, rank, c), x.reshape(n, c, -1))),
+        "torch.matmul (R,C)@(N,C,HW) planar": (x, lambda x: torch.matmul(w.t(), x.reshape(n, c, -1))),
+        "F.conv1d 1x1 planar": (x, lambda x: F.conv1d(x.reshape(n, c, -1), w.t().unsqueeze(2))),
+        "F.conv2d 1x1 planar": (x, lambda x: F.conv2d(x, w.t().reshape(rank, c, 1, 1))),
+        "F.conv2d 1x1 channels_last": (xcl, lambda x: F.conv2d(x, w.t().reshape(rank, c, 1, 1))),
+        "torch.mm (NHW,C)@(C,R) channels_last": (xcl, lambda x: torch.mm(x.permute(0, 2, 3, 1).reshape(-1, c), w)),
+    }
+
+
+def bench_gemm(layers, compressions, device, min_run_time, clock=None):
+    timing = Timing(device, min_run_time, clock)
     rows = []
     for layer in [la for la in layers if la.dims == 2]:
         rank = layer.rank_for(compressions[len(compressions) // 2])
         torch.manual_seed(0)
         x = torch.randn(layer.input_shape(), device=device)
-        xcl = x.contiguous(memory_format=torch.channels_last)
         w = torch.randn(layer.channels, rank, device=device, requires_grad=True)
-        n, c = x.shape[:2]
-        cands = {
-            "torch.bmm, factor expanded over N, planar (used)": (
-                x, lambda x: torch.bmm(w.t().unsqueeze(0).expand(n, rank, c), x.reshape(n, c, -1))),
-            "torch.matmul (R,C)@(N,C,HW) planar": (x, lambda x: torch.matmul(w.t(), x.reshape(n, c, -1))),
-            "F.conv1d 1x1 planar": (x, lambda x: F.conv1d(x.reshape(n, c, -1), w.t().unsqueeze(2))),
-            "F.conv2d 1x1 planar": (x, lambda x: F.conv2d(x, w.t().reshape(rank, c, 1, 1))),
-            "F.conv2d 1x1 channels_last": (xcl, lambda x: F.conv2d(x, w.t().reshape(rank, c, 1, 1))),
-            "torch.mm (NHW,C)@(C,R) channels_last": (xcl, lambda x: torch.mm(x.permute(0, 2, 3, 1).reshape(-1, c), w)),
-        }
-        for name, (inp, fn) in cands.items():
-            xg = inp.detach().requires_grad_()
-            gy = torch.randn_like(fn(inp))
-
-            def step(fn=fn, xg=xg, gy=gy):
-                torch.autograd.grad(fn(xg), [xg, w], gy)
-                _sync(device)
-
-            def fwd(fn=fn, inp=inp):
-                with torch.no_grad():
-                    fn(inp)
-                _sync(device)
-
-            rows.append({"layer": layer.name, "rank": rank, "impl": name,
-                         "fwd_ms": median_ms(fwd, min_run_time), "fwd_bwd_ms": median_ms(step, min_run_time)})
-        print(f"gemm {layer.name} R={rank}: " + ", ".join(
-            f"{r['impl']} {r['fwd_ms']:.2f}/{r['fwd_bwd_ms']:.2f} ms" for r in rows[-len(cands):]), flush=True)
+        group = [{"layer": layer.name, "rank": rank, "impl": name,
+                  **timing.passes(fn, inp, [w], torch.randn_like(fn(inp)))}
+                 for name, (inp, fn) in _gemm_candidates(x, w).items()]
+        _say(f"gemm {layer.name} R={rank}", group)
+        rows += group
     return rows
 
 
@@ -326,8 +217,7 @@ def _child() -> None:
 
     import tensorly  # noqa: F401  (imports and library start-up are not the decomposition's memory)
 
-    from leanconv.nn import FactorizedConv3d
-    from leanconv.nn.factorized import resolve_rank
+    from ..nn import FactorizedConv3d
 
     cin, cout, k, ratio, iters, which = json.loads(sys.argv[1])
 
@@ -363,8 +253,6 @@ def bench_decompose(max_khatri_rao_gb: float = 4.0):
 
     rows = []
     for cin, cout, k, ratio, iters, which in DECOMPOSE_CASES:
-        from leanconv.nn.factorized import resolve_rank
-
         rank = resolve_rank(ratio, cin, cout, (k,) * 3)
         # tensorly's default MTTKRP forms a (C_out*C_in*k^2) x R Khatri-Rao product for a spatial mode
         kr_gb = cout * cin * k * k * rank * 4 / 2**30
@@ -387,15 +275,51 @@ def bench_decompose(max_khatri_rao_gb: float = 4.0):
 
 
 # ------------------------------------------------------------------ main
-SECTIONS = ("layers", "chain", "gemm", "decompose")
+@dataclass(frozen=True)
+class Plan:
+    """What the command line asked for, as the sections take it."""
+
+    layers: list[Layer]
+    compressions: list[int]
+    device: str
+    min_run_time: float
+    with_tltorch: bool
+    clock: Callable[[], float] | None
 
 
-def _sections(text: str) -> list[str]:
-    names = [s.strip() for s in text.split(",") if s.strip()]
-    bad = [s for s in names if s not in SECTIONS]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(f"expected a comma list of {', '.join(SECTIONS)}, got {text!r}")
-    return names
+@dataclass(frozen=True)
+class Section:
+    run: Callable[[Plan], list[dict]]
+    columns: tuple[str, ...]
+    notes: str
+
+
+SECTIONS = {
+    "layers": Section(
+        lambda p: bench_layers(p.layers, p.compressions, p.device, p.min_run_time, p.with_tltorch, p.clock),
+        ("layer", "compression", "rank", "impl", "params", "flops_vs_dense", "fwd_ms", "fwd_bwd_ms", "peak_mb",
+         "speedup_fwd_bwd_vs_dense", "speedup_fwd_bwd_vs_tltorch_factorized", "speedup_fwd_vs_tltorch_factorized"),
+        "Forward: no grad. fwd+bwd: grads of input and all parameters. peak_mb: peak memory of one fwd+bwd beyond "
+        "input and parameters (CPU: PyTorch profiler allocation events; GPU: max_memory_allocated). speedups > 1 "
+        "mean leanconv is faster."),
+    "chain": Section(
+        lambda p: bench_chain(p.layers, p.compressions, p.device, p.min_run_time, p.clock),
+        ("layer", "rank", "impl", "fwd_ms", "fwd_bwd_ms", "fused_speedup_fwd", "fused_speedup_fwd_bwd"),
+        "The chain of 1-D filters on the (N, R, ...) intermediate, padding 1. fused_speedup_*: time of this row / "
+        "time of the fused kernel (> 1: the fused kernel is faster)."),
+    "gemm": Section(
+        lambda p: bench_gemm(p.layers, p.compressions, p.device, p.min_run_time, p.clock),
+        ("layer", "rank", "impl", "fwd_ms", "fwd_bwd_ms"),
+        "Channel mixing C_in -> R candidates (the first 1x1 step), at the 10x rank."),
+    "decompose": Section(
+        lambda p: bench_decompose(),
+        ("layer", "impl", "rank", "iterations", "kernel_mb", "peak_growth_mb", "khatri_rao_gb_tensorly_default",
+         "seconds", "rel_error", "note"),
+        "Peak memory of from_conv = growth of the process's max resident set (fresh process per row). ALS "
+        "iterations are capped (memory per iteration is constant). khatri_rao_gb_tensorly_default: size of the "
+        "Khatri-Rao product tensorly's default MTTKRP forms for a spatial mode, which leanconv's chunked MTTKRP "
+        "never forms."),
+}
 
 
 def _compressions(text: str) -> list[int]:
@@ -410,13 +334,13 @@ def _compressions(text: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..commands import device, int_at_least, positive_float
+    from ..commands import device, int_at_least, positive_float, subset_of
     from .common import OUT_HELP, parser as make_parser
 
     parser = make_parser("factorized", __doc__.split("\n\n")[0])
     parser.add_argument("--device", type=device, default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--sections", type=_sections, default="layers,chain,gemm",
-                        help="comma list of layers, chain, gemm, decompose (decompose: minutes, several GB)")
+    parser.add_argument("--sections", type=subset_of(SECTIONS), default="layers,chain,gemm",
+                        help=f"comma list of {', '.join(SECTIONS)} (decompose: minutes, several GB)")
     parser.add_argument("--layers", default="", help="only layers whose name contains one of these comma-separated words")
     parser.add_argument("--compressions", type=_compressions, default=",".join(map(str, COMPRESSIONS)))
     parser.add_argument("--min-run-time", type=positive_float, default=0.5, help="seconds of timing per measurement")
@@ -432,74 +356,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tltorch_available() -> bool:
+    try:
+        import tltorch  # noqa: F401
+    except ImportError:
+        print("tensorly-torch is not installed: its baselines are skipped (pip install tensorly-torch)")
+        return False
+    return True
+
+
 @returns_exit_code
 def main(argv=None) -> int:
-    from .common import results_dir
+    import time
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    threads = args.threads if args.threads > 0 else torch.get_num_threads()
-    if args.cpu_time and (args.device != "cpu" or threads != 1):
-        parser.error("--cpu-time needs --device cpu and --threads 1")
-    try:
-        out = results_dir(args.out)
-    except ValueError as exc:
-        parser.error(str(exc))
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    if args.cpu_time:
-        import time
-
-        _TIMER["clock"] = time.process_time
-    layers = LAYERS
-    compressions = args.compressions
-    min_run_time = args.min_run_time
+    out = setup_run(args, parser.error)
+    layers, compressions, min_run_time = LAYERS, args.compressions, args.min_run_time
     if args.quick:
         layers = [la for la in LAYERS if "28x28" in la.name or la.dims == 3]
         compressions, min_run_time = [10], min(min_run_time, 0.2)
-    if args.layers:
-        words = [w.strip() for w in args.layers.split(",") if w.strip()]
-        layers = [la for la in layers if any(w in la.name for w in words)]
-    with_tltorch = not args.no_tltorch
-    if with_tltorch:
-        try:
-            import tltorch  # noqa: F401
-        except ImportError:
-            print("tensorly-torch is not installed: its baselines are skipped (pip install tensorly-torch)")
-            with_tltorch = False
-    sections = args.sections
+    plan = Plan(select_cases(layers, args.layers, LAYERS, parser.error, option="--layers"), compressions,
+                args.device, min_run_time, not args.no_tltorch and _tltorch_available(),
+                time.process_time if args.cpu_time else None)
     env = environment(args.device)
     env["clock"] = "process CPU time" if args.cpu_time else "wall"
     suffix = "" if args.device == "cpu" else f"_{args.device.replace(':', '')}"
-    for section in sections:
-        if section == "layers":
-            rows = bench_layers(layers, compressions, args.device, min_run_time, with_tltorch)
-            cols = ["layer", "compression", "rank", "impl", "params", "flops_vs_dense", "fwd_ms", "fwd_bwd_ms",
-                    "peak_mb", "speedup_fwd_bwd_vs_dense", "speedup_fwd_bwd_vs_tltorch_factorized",
-                    "speedup_fwd_vs_tltorch_factorized"]
-            notes = ("Forward: no grad. fwd+bwd: grads of input and all parameters. peak_mb: peak memory of one "
-                     "fwd+bwd beyond input and parameters (CPU: PyTorch profiler allocation events; GPU: "
-                     "max_memory_allocated). speedups > 1 mean leanconv is faster.")
-        elif section == "chain":
-            rows = bench_chain(layers, compressions, args.device, min_run_time)
-            cols = ["layer", "rank", "impl", "fwd_ms", "fwd_bwd_ms", "fused_speedup_fwd", "fused_speedup_fwd_bwd"]
-            notes = ("The chain of 1-D filters on the (N, R, ...) intermediate, padding 1. fused_speedup_*: time of "
-                     "this row / time of the fused kernel (> 1: the fused kernel is faster).")
-        elif section == "decompose":
-            rows = bench_decompose()
-            cols = ["layer", "impl", "rank", "iterations", "kernel_mb", "peak_growth_mb",
-                    "khatri_rao_gb_tensorly_default", "seconds", "rel_error", "note"]
-            notes = ("Peak memory of from_conv = growth of the process's max resident set (fresh process per "
-                     "row). ALS iterations are capped (memory per iteration is constant). "
-                     "khatri_rao_gb_tensorly_default: size of the Khatri-Rao product tensorly's default MTTKRP "
-                     "forms for a spatial mode, which leanconv's chunked MTTKRP never forms.")
-        elif section == "gemm":
-            rows = bench_gemm(layers, compressions, args.device, min_run_time)
-            cols = ["layer", "rank", "impl", "fwd_ms", "fwd_bwd_ms"]
-            notes = "Channel mixing C_in -> R candidates (the first 1x1 step), at the 10x rank."
-        else:  # pragma: no cover  (refused by the parser)
-            raise AssertionError(section)
-        json_path, md_path = write_report(f"factorized_{section}{suffix}", env, rows, out, cols, notes)
+    for name in args.sections:
+        section = SECTIONS[name]
+        json_path, md_path = write_report(f"factorized_{name}{suffix}", env, section.run(plan), out,
+                                          section.columns, section.notes)
         print(f"wrote {json_path} and {md_path}")
     return 0
 

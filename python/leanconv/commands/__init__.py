@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["UsageError", "ArgumentParser", "int_at_least", "positive_float", "nonnegative_float", "device"]
+__all__ = ["UsageError", "ArgumentParser", "int_at_least", "positive_float", "nonnegative_float", "device",
+           "subset_of"]
 
 
 class UsageError(ValueError):
@@ -57,6 +58,20 @@ def positive_float(text: str) -> float:
 def nonnegative_float(text: str) -> float:
     """argparse type: a finite number >= 0."""
     return _float(text, lambda v: v >= 0, "a number >= 0")
+
+
+def subset_of(choices):
+    """argparse type: a comma list of names from ``choices`` (at least one), as a list."""
+    choices = list(choices)
+
+    def parse(text: str) -> list[str]:
+        names = [s.strip() for s in text.split(",") if s.strip()]
+        if not names or any(s not in choices for s in names):
+            raise argparse.ArgumentTypeError(f"expected a comma list of {', '.join(choices)}, got {text!r}")
+        return names
+
+    parse.__name__ = "comma list"
+    return parse
 
 
 def device(text: str) -> str:

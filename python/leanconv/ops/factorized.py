@@ -176,10 +176,14 @@ def one_way_conv(
     return unbatched(input, n, lambda x: op(x, fd, fh, fw, scale, *geometry))
 
 
-def one_way_conv_unfused(input, filters, scale=None, stride=1, padding=0, dilation=1) -> torch.Tensor:
-    """:func:`one_way_conv` computed as one depthwise convolution per axis
-    (``leanconv.ops.depthwise_conv``), each intermediate going through memory.
-    Same arguments and result; kept as the baseline of the fused kernel."""
+def one_way_conv_unfused(input, filters, scale=None, stride=1, padding=0, dilation=1, *,
+                         conv=depthwise_conv) -> torch.Tensor:
+    """:func:`one_way_conv` computed as one depthwise convolution per axis, each
+    intermediate going through memory.  Same arguments and result; kept as the
+    baseline of the fused kernel.  ``conv`` runs each axis, called as
+    ``conv(input, weight, None, stride, padding_pairs, dilation)`` with lists of
+    one entry per axis (two for the padding): :func:`leanconv.ops.depthwise_conv`
+    by default; the benchmarks pass PyTorch's depthwise convolution."""
     if input.dim() not in (4, 5):
         raise ValueError(f"input must be 4-D (N, C, H, W) or 5-D (N, C, D, H, W), got shape {tuple(input.shape)}")
     n = input.dim() - 2
@@ -197,7 +201,7 @@ def one_way_conv_unfused(input, filters, scale=None, stride=1, padding=0, dilati
         ax_stride, ax_dil, ax_pad = [1] * n, [1] * n, [0] * (2 * n)
         ax_stride[axis], ax_dil[axis] = st[axis], dl[axis]
         ax_pad[2 * axis], ax_pad[2 * axis + 1] = pads[2 * axis], pads[2 * axis + 1]
-        y = depthwise_conv(y, f.reshape(f.shape[0], 1, *shape), None, ax_stride, ax_pad, ax_dil)
+        y = conv(y, f.reshape(f.shape[0], 1, *shape), None, ax_stride, ax_pad, ax_dil)
     return y
 
 
