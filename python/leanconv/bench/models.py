@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..commands import device, int_at_least, positive_float
-from .common import OUT_HELP, environment, paired_rounds, parser, results_dir, returns_exit_code, write_report
+from ..commands import device, int_at_least, positive_float, subset_of
+from .common import OUT_HELP, environment, paired_rounds, parser, returns_exit_code, setup_run, write_report
 
 
 @dataclass
@@ -44,24 +44,13 @@ NETS = {
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
-def _subset(choices):
-    def parse(text: str) -> str:
-        names = [s.strip() for s in text.split(",") if s.strip()]
-        bad = [s for s in names if s not in choices]
-        if bad or not names:
-            raise argparse.ArgumentTypeError(f"expected a comma list of {', '.join(choices)}, got {text!r}")
-        return ",".join(names)
-
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = parser("models", __doc__.split("\n\n")[0])
-    p.add_argument("--nets", type=_subset(list(NETS)), default=",".join(NETS),
+    p.add_argument("--nets", type=subset_of(NETS), default=",".join(NETS),
                    help=f"comma-separated subset of {list(NETS)}")
-    p.add_argument("--modes", type=_subset(["train", "infer"]), default="train,infer",
+    p.add_argument("--modes", type=subset_of(["train", "infer"]), default="train,infer",
                    help="comma-separated subset of train,infer")
-    p.add_argument("--layouts", type=_subset(list(LAYOUTS)), default=",".join(LAYOUTS),
+    p.add_argument("--layouts", type=subset_of(LAYOUTS), default=",".join(LAYOUTS),
                    help=f"comma-separated subset of {list(LAYOUTS)}")
     p.add_argument("--image-size", type=int_at_least(32), default=224, help="image side, >= 32 (default 224)")
     p.add_argument("--batch", type=int_at_least(1), default=8, help="images per training / inference batch")
@@ -127,9 +116,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Time every variant of every (net, mode); the variants of one (net, mode) run in
     interleaved rounds, and each speedup is the median of the ratios within a round."""
     device = torch.device(args.device)
-    nets = [NETS[n] for n in args.nets.split(",")]
-    modes = args.modes.split(",")
-    layouts = args.layouts.split(",")
+    nets = [NETS[n] for n in args.nets]
+    modes, layouts = args.modes, args.layouts
     clock = time.process_time if args.cpu_time else time.perf_counter
     sync = torch.cuda.synchronize if device.type == "cuda" else None
     rows: list[dict[str, Any]] = []
@@ -196,14 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.image_size, args.batch = 96, 4
-    if args.cpu_time and (args.device != "cpu" or args.threads != 1):
-        p.error("--cpu-time needs --device cpu and --threads 1")
-    try:
-        out = results_dir(args.out)
-    except ValueError as exc:
-        p.error(str(exc))
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    out = setup_run(args, p.error)
     rows = run(args)
     env = environment(args.device)
     env.update(
