@@ -197,7 +197,7 @@ def test_warns_when_factorized_has_more_weights_than_dense():
         (dict(padding="full"), "padding must be 'same', 'valid'"),
         (dict(padding_mode="mirror"), "padding_mode must be one of"),
         (dict(factorization="tucker"), "factorization must be one of"),
-        (dict(kernel_size=(3, 3, 3)), "kernel_size must be an int or a tuple of 2 ints"),
+        (dict(kernel_size=(3, 3, 3)), "kernel_size must be an int or a sequence of 2 ints"),
         (dict(stride=0), "stride must be >= 1"),
         (dict(in_channels=0), "in_channels must be a positive int"),
     ],

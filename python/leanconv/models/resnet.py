@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..nn._checks import check_rank_or_ratio
+from ..nn._checks import check_rank
 from .layers import StageClassifier
 from .registry import register_preset
 
@@ -78,7 +78,7 @@ class CompressedResNet(StageClassifier):
         super().__init__()
         owner = type(self).__name__
         depths, dims = self._check(in_chans, num_classes, depths, dims)
-        rank = check_rank_or_ratio(rank, "rank", owner)
+        rank = None if rank is None else check_rank(rank, "rank", owner)
         if stem_stride not in (1, 2):
             raise ValueError(f"{owner}: stem_stride must be 1 or 2, got {stem_stride!r}")
         self.config = dict(in_chans=in_chans, num_classes=num_classes, depths=depths, dims=dims, rank=rank,

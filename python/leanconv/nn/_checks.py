@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import numbers
 
+from ..ops._geometry import ntuple
+
 BACKENDS = ("leanconv", "torch")
 
 
@@ -52,6 +54,13 @@ def check_rank(value, name: str, owner: str) -> int | float:
     return value
 
 
-def check_rank_or_ratio(value, name: str, owner: str):
-    """``value`` if it is None, else :func:`check_rank` of it (FactorizedConv2d's ``rank``)."""
-    return None if value is None else check_rank(value, name, owner)
+def check_ints(value, n: int, name: str, owner: str, minimum: int = 1) -> tuple[int, ...]:
+    """``value`` (an int, an integer scalar such as ``numpy.int64``, or a sequence of ``n`` of
+    them) as ``n`` Python ints >= ``minimum`` (a module's kernel_size, stride, padding, dilation)."""
+    try:
+        values = tuple(ntuple(value, n, name))
+    except ValueError as exc:
+        raise ValueError(f"{owner}: {exc}") from None
+    if any(v < minimum for v in values):
+        raise ValueError(f"{owner}: {name} must be >= {minimum}, got {value!r}")
+    return values

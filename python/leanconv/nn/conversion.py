@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from ._checks import check_rank_or_ratio
+from ._checks import check_rank
 from .depthwise import DepthwiseConv2d, DepthwiseConv3d
 
 __all__ = ["convert", "ConvertReport"]
@@ -117,8 +117,10 @@ def convert(
         raise TypeError(f"convert: model must be an nn.Module, got {type(model).__name__}")
     if not isinstance(depthwise, bool):
         raise ValueError(f"convert: depthwise must be True or False, got {depthwise!r}")
-    check_rank_or_ratio(factorize, "factorize", "convert")
-    factorized = _factorized_classes() if factorize is not None else {}
+    factorized = {}
+    if factorize is not None:
+        check_rank(factorize, "factorize", "convert")
+        factorized = _factorized_classes()
     if not inplace:
         model = copy.deepcopy(model)
     report = ConvertReport(params_before=_count_params(model))

@@ -6,8 +6,9 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops._geometry import ntuple, pad_last_first, padding_pairs, same_padding
+from ..ops._geometry import pad_last_first, padding_pairs, same_padding
 from ..ops.depthwise import depthwise_conv
+from ._checks import check_ints
 from ._select import check_backend, pick
 
 __all__ = ["DepthwiseConv2d", "DepthwiseConv3d"]
@@ -32,18 +33,10 @@ class _DepthwiseMixin:
             )
         # nn.ConvNd stores these as given; check them now (numpy integers become ints), not at forward time
         n = len(self.kernel_size)
-        try:
-            for arg in ("kernel_size", "stride", "dilation"):
-                values = tuple(ntuple(getattr(self, arg), n, arg))
-                if any(v < 1 for v in values):
-                    raise ValueError(f"{arg} must be >= 1, got {getattr(self, arg)!r}")
-                setattr(self, arg, values)
-            if not isinstance(self.padding, str):
-                self.padding = tuple(ntuple(self.padding, n, "padding"))
-                if any(v < 0 for v in self.padding):
-                    raise ValueError(f"padding must be >= 0, got {self.padding!r}")
-        except ValueError as exc:
-            raise ValueError(f"{name}: {exc}") from None
+        for arg in ("kernel_size", "stride", "dilation"):
+            setattr(self, arg, check_ints(getattr(self, arg), n, arg, name))
+        if not isinstance(self.padding, str):
+            self.padding = check_ints(self.padding, n, "padding", name, minimum=0)
 
     def _pairs(self) -> list[int]:
         n = len(self.kernel_size)

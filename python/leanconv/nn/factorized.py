@@ -44,28 +44,16 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops._geometry import ntuple, pad_last_first, padding_pairs, same_padding
+from ..ops._geometry import pad_last_first, padding_pairs, same_padding
 from ..ops.factorized import factorized_conv
 from . import _decompose
-from ._checks import check_rank
+from ._checks import check_ints, check_rank
 from ._select import check_backend, pick
 
 __all__ = ["FactorizedConv2d", "FactorizedConv3d", "resolve_rank", "factorized_param_count"]
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 _FACTORIZATIONS = ("cp", "spatial")
-
-
-def _tuple(value, n: int, name: str, owner: str, minimum: int = 1) -> tuple[int, ...]:
-    """``value`` (an int, an integer scalar such as ``numpy.int64``, or a sequence of
-    them) as ``n`` Python ints >= ``minimum``."""
-    try:
-        values = tuple(ntuple(value, n, name))
-    except ValueError:
-        raise ValueError(f"{owner}: {name} must be an int or a tuple of {n} ints, got {value!r}") from None
-    if any(v < minimum for v in values):
-        raise ValueError(f"{owner}: {name} must be >= {minimum}, got {value!r}")
-    return values
 
 
 def _checked_input(input: torch.Tensor, in_channels: int, dims: int, owner: str) -> torch.Tensor:
@@ -142,9 +130,9 @@ class _FactorizedConvNd(nn.Module):
         if factorization not in _FACTORIZATIONS:
             raise ValueError(f"{name}: factorization must be one of {_FACTORIZATIONS}, got {factorization!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _tuple(kernel_size, n, "kernel_size", name)
-        self.stride = _tuple(stride, n, "stride", name)
-        self.dilation = _tuple(dilation, n, "dilation", name)
+        self.kernel_size = check_ints(kernel_size, n, "kernel_size", name)
+        self.stride = check_ints(stride, n, "stride", name)
+        self.dilation = check_ints(dilation, n, "dilation", name)
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise ValueError(f"{name}: padding must be 'same', 'valid', an int or a tuple of {n} ints, got {padding!r}")
@@ -152,7 +140,7 @@ class _FactorizedConvNd(nn.Module):
                 raise ValueError(f"{name}: padding='same' is not supported for strided convolutions (stride={self.stride})")
             self.padding = padding
         else:
-            self.padding = _tuple(padding, n, "padding", name, minimum=0)
+            self.padding = check_ints(padding, n, "padding", name, minimum=0)
         self.groups = 1
         self.padding_mode = padding_mode
         self.factorization = factorization
