@@ -17,9 +17,13 @@ interleaved rounds.  The report gives, for each accuracy level, the cheapest
 configuration of each scheme that reaches it and the ratio of their costs,
 and a work-precision plot (cost against nRMSE@10, log-log).
 
-Devito, the finite-difference code seismic users would pick, is not part of
-this run (it is not installed here); see the project's issue on the
-simulator for its figures measured on this problem.
+Devito (an optional benchmark extra, :mod:`leanconv.bench.wave_devito`), the
+finite-difference code seismic users would pick, runs the same problem in the
+same rounds when it is installed (``--devito auto``, the default): time order
+2, space orders 2, 4 and 8, one compiled operator per configuration (compile
+time excluded), one trajectory per call; the report then also gives, per
+level, Devito's cheapest configuration and its cost over the project's
+cheapest (above 1: leanconv is cheaper).
 """
 from __future__ import annotations
 
@@ -43,22 +47,36 @@ LEVELS = (5e-2, 2e-2, 1e-2, 5e-3, 2e-3, 1.3e-3, 1e-3, 5e-4, 3e-4)
 
 @dataclass(frozen=True)
 class Config:
+    """One solver configuration: ``scheme`` (``q1``, ``fd4`` or ``devito``), nodes per side, Courant
+    number (a fraction of the scheme's own stability limit), precision, and Devito's space order."""
+
     scheme: str
     grid: int
     courant: float
     dtype: str = "float32"
+    order: int = 0
 
     @property
     def label(self) -> str:
-        return f"{self.scheme} {self.grid} C{self.courant:g} {self.dtype.replace('float', 'f')}"
+        name = f"devito-o{self.order}" if self.scheme == "devito" else self.scheme
+        return f"{name} {self.grid} C{self.courant:g} {self.dtype.replace('float', 'f')}"
 
 
+PROJECT = ("q1", "fd4")  # the project's schemes
 DEFAULT_CONFIGS = (
     *[Config("q1", g, 0.5) for g in (33, 65, 129, 257)],
     Config("q1", 513, 0.5, "float64"),
     *[Config("fd4", g, c) for g in (33, 65, 129, 257) for c in (0.95, 0.5)],
+    Config("fd4", 513, 0.95), Config("fd4", 513, 0.95, "float64"),
+)
+DEVITO_CONFIGS = (
+    *[Config("devito", g, 0.9, order=o) for g in (33, 65, 129, 257) for o in (2, 4, 8)],
+    *[Config("devito", g, 0.5, order=o) for g in (129, 257) for o in (4, 8)],
+    Config("devito", 257, 0.25, "float64", order=4), Config("devito", 513, 0.9, order=4),
+    Config("devito", 513, 0.5, "float64", order=8),
 )
 QUICK_CONFIGS = (Config("q1", 9, 0.5), Config("q1", 17, 0.5), Config("fd4", 9, 0.9), Config("fd4", 17, 0.9))
+QUICK_DEVITO = (Config("devito", 17, 0.9, order=4),)
 
 
 def _problem(quick: bool):
@@ -104,11 +122,16 @@ def frames_call(config: Any, cfg: Config, velocity: np.ndarray, draws: list[dict
     from ..wave import WaveSolver
 
     c, u0 = _fields(config, cfg.grid, velocity, draws)
+    s = (cfg.grid - 1) // (frame_grid - 1)
+    if cfg.scheme == "devito":
+        from . import wave_devito
+
+        return wave_devito.frames_call(cfg.grid, cfg.order, cfg.courant, cfg.dtype, c, u0, config.snapshot_dt,
+                                       config.frames, s, config.c_max)
     m = _steps_per_interval(config, cfg.scheme, cfg.grid, cfg.courant, config.c_max)
     dtype = getattr(torch, cfg.dtype)
     solver = WaveSolver(c, spacing=1.0 / (cfg.grid - 1), dt=config.snapshot_dt / m, boundary=config.boundary,
                         scheme=cfg.scheme, dtype=dtype)
-    s = (cfg.grid - 1) // (frame_grid - 1)
     intervals = config.frames - 1
 
     def run() -> torch.Tensor:
@@ -127,16 +150,27 @@ def frames_call(config: Any, cfg: Config, velocity: np.ndarray, draws: list[dict
 
 def cheapest_by_level(rows: list[dict], key: str, levels=LEVELS) -> list[dict]:
     """For each accuracy level: the cheapest configuration of each scheme with ``key`` <= level,
-    and the ratio of their costs (q1 / fd4: above 1, fd4 is cheaper)."""
+    and the ratio of their costs (q1 / fd4: above 1, fd4 is cheaper).  With Devito rows also the
+    project's cheapest (``leanconv``, either scheme) and ``devito_over_leanconv`` (above 1: leanconv
+    is cheaper)."""
+    families = {"q1": ("q1",), "fd4": ("fd4",)}
+    if any(r["scheme"] == "devito" for r in rows):
+        families.update(leanconv=PROJECT, devito=("devito",))
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return a / b if a and b else None
+
     out = []
     for level in levels:
         row: dict[str, Any] = {"level": level, "metric": key}
-        for scheme in ("q1", "fd4"):
-            ok = [r for r in rows if r["scheme"] == scheme and r[key] <= level]
+        for family, schemes in families.items():
+            ok = [r for r in rows if r["scheme"] in schemes and r[key] <= level]
             best = min(ok, key=lambda r: r["ms"]) if ok else None
-            row[f"{scheme}_config"] = best["config"] if best else None
-            row[f"{scheme}_ms"] = best["ms"] if best else None
-        row["q1_over_fd4"] = row["q1_ms"] / row["fd4_ms"] if row["q1_ms"] and row["fd4_ms"] else None
+            row[f"{family}_config"] = best["config"] if best else None
+            row[f"{family}_ms"] = best["ms"] if best else None
+        row["q1_over_fd4"] = ratio(row["q1_ms"], row["fd4_ms"])
+        if "devito" in families:
+            row["devito_over_leanconv"] = ratio(row["devito_ms"], row["leanconv_ms"])
         out.append(row)
     return out
 
@@ -148,11 +182,13 @@ def plot(rows: list[dict], path: Path, key: str = "nrmse@10") -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
-    for scheme, marker in (("q1", "o"), ("fd4", "s")):
+    for scheme, marker in (("q1", "o"), ("fd4", "s"), ("devito", "^")):
         pts = sorted((r[key], r["ms"], r["config"]) for r in rows if r["scheme"] == scheme)
+        if not pts:
+            continue
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, ls="", label=scheme)
         for e, ms, label in pts:
-            ax.annotate(label.split(" ", 1)[1], (e, ms), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            ax.annotate(label.split(" ", 1)[1] if scheme != "devito" else label[7:], (e, ms), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(f"{key} (nRMSE against the fine reference)")
@@ -174,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-time", type=nonnegative_float, default=0.0,
                    help="seconds the slowest configuration runs at least (after 3 interleaved rounds)")
     p.add_argument("--threads", type=int_at_least(1), default=None, help="torch threads")
+    p.add_argument("--devito", choices=["auto", "yes", "no"], default="auto",
+                   help="run Devito's configurations too: auto (default) when it is installed")
     p.add_argument("--quick", action="store_true", help="a tiny problem (smoke test)")
     p.add_argument("--out", default=None, help=OUT_HELP)
     return p
@@ -187,7 +225,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config, samples = _problem(args.quick)
-    configs = QUICK_CONFIGS if args.quick else DEFAULT_CONFIGS
+    from . import wave_devito
+
+    if args.devito == "yes" and not wave_devito.available():
+        raise SystemExit("--devito yes: Devito is not installed (pip install devito)")
+    devito = args.devito == "yes" or (args.devito == "auto" and wave_devito.available())
+    configs = (QUICK_CONFIGS if args.quick else DEFAULT_CONFIGS) + (
+        (QUICK_DEVITO if args.quick else DEVITO_CONFIGS) if devito else ())
     ref_grid = 33 if args.quick else args.reference_grid
     n = min(args.trajectories, samples)
     indices = list(range(samples - n, samples))
@@ -195,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     frame_grid = config.frame_grid
     env = environment("cpu")
     env.update(problem=f"demo data set, trajectories {indices[0]}..{indices[-1]}", reference=f"fd4 {ref_grid} "
-               "float64 C0.5", frames=config.frames)
+               "float64 C0.5", frames=config.frames, **(wave_devito.describe() if devito else {}))
     print(", ".join(f"{k}: {v}" for k, v in env.items()))
     ref_run, ref_m = frames_call(config, Config("fd4", ref_grid, 0.5, "float64"), velocity, draws, frame_grid)
     reference = ref_run()
@@ -213,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         err = torch.linalg.vector_norm(f - reference, dim=(2, 3)) / torch.linalg.vector_norm(reference, dim=(2, 3))
         ms = float(np.median(times[cfg.label])) * 1e3 / (n * intervals)
         rows.append({"config": cfg.label, "scheme": cfg.scheme, "grid": cfg.grid, "dtype": cfg.dtype,
-                     "courant": cfg.courant, "steps_per_interval": steps[cfg.label], "ms": ms,
+                     "courant": cfg.courant, "order": cfg.order or None, "steps_per_interval": steps[cfg.label],
+                     "ms": ms, "ms_best": float(np.min(times[cfg.label])) * 1e3 / (n * intervals),
                      f"nrmse@{k10}": float(err[:, k10].mean()), f"nrmse@{last}": float(err[:, last].mean())})
         print(f"{cfg.label:>22}: {ms:8.4f} ms, nRMSE@{k10} {rows[-1][f'nrmse@{k10}']:.3g}, @{last} "
               f"{rows[-1][f'nrmse@{last}']:.3g} ({steps[cfg.label]} steps per interval)")
@@ -221,10 +266,16 @@ def main(argv: list[str] | None = None) -> int:
     def ms(v):
         return "-" if v is None else f"{v:.4g} ms"
 
+    def x(v):
+        return "-" if v is None else f"{v:.2f}x"
+
     for r in levels:
-        ratio = "-" if r["q1_over_fd4"] is None else f"{r['q1_over_fd4']:.2f}x"
-        print(f"{r['metric']} <= {r['level']:g}: q1 {r['q1_config']} ({ms(r['q1_ms'])}), fd4 {r['fd4_config']} "
-              f"({ms(r['fd4_ms'])}), q1/fd4 {ratio}")
+        line = (f"{r['metric']} <= {r['level']:g}: q1 {r['q1_config']} ({ms(r['q1_ms'])}), fd4 {r['fd4_config']} "
+                f"({ms(r['fd4_ms'])}), q1/fd4 {x(r['q1_over_fd4'])}")
+        if devito:
+            line += (f"; devito {r['devito_config']} ({ms(r['devito_ms'])}), devito/leanconv "
+                     f"{x(r['devito_over_leanconv'])}")
+        print(line)
     from .._report import markdown_table
 
     out.mkdir(parents=True, exist_ok=True)
@@ -232,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     notes = (f"Reference: fd4, {ref_grid} nodes, float64, Courant 0.5 ({ref_m} steps per interval). ms: per "
              f"trajectory and frame interval, batch of {n}, median of {len(next(iter(times.values())))} "
              "interleaved rounds. Cheapest configuration per accuracy level (q1_over_fd4 > 1: fd4 is "
-             f"cheaper):\n\n{markdown_table(levels)}\nPlot: {png.name}")
+             "cheaper" + ("; devito_over_leanconv > 1: the project's cheapest beats Devito's" if devito else "")
+             + f"):\n\n{markdown_table(levels)}\nPlot: {png.name}")
     name = "wave-work-precision" + ("-quick" if args.quick else "")
     json_path, md_path = write_report(name, env, rows, out, None, notes)
     print(f"wrote {json_path}, {md_path} and {png}")
