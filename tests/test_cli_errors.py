@@ -70,11 +70,11 @@ def data(tmp_path_factory):
     from leanconv.wave import make_dataset
 
     root = tmp_path_factory.mktemp("data")
-    kw = dict(samples=12, steps=48, every=4, shard_size=8)
+    kw = dict(samples=12, steps=48, every=4, shard_size=8, scheme="q1")  # q1: frames 0.03125 apart
     make_dataset(root / "d17", seed=3, grid=17, **kw)
     make_dataset(root / "d17b", seed=4, grid=17, **kw)
     make_dataset(root / "d33", seed=3, grid=33, **kw)
-    make_dataset(root / "d33e8", seed=3, grid=33, samples=12, steps=96, every=8, shard_size=8)
+    make_dataset(root / "d33e8", seed=3, grid=33, samples=12, steps=96, every=8, shard_size=8, scheme="q1")
     return {k: root / k for k in ("d17", "d17b", "d33", "d33e8")}
 
 
@@ -307,7 +307,7 @@ def test_rollout_of_a_file_that_is_no_model(data, tmp_path, capsys, content):
 
 
 def test_rollout_of_a_classifier_checkpoint(data, tmp_path, capsys):
-    from leanconv.models.training import TrainConfig, train_classifier
+    from leanconv.classify.train import TrainConfig, train_classifier
 
     train_classifier(TrainConfig(model="convnext_micro", model_kwargs=dict(depths=(1,), dims=(8,)), image_size=8,
                                  epochs=1, out=str(tmp_path / "clf")), progress=False)

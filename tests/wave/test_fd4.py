@@ -191,7 +191,8 @@ def test_data_set_continues_exactly_and_records_the_scheme():
     vel = torch.from_numpy(np.asarray(data.velocity(1))).double()
     cont = reference_rollout(data, vel[None], frames[None, 2], frames[None, 3], 5)
     torch.testing.assert_close(cont[0], frames[4:9], atol=2e-6, rtol=1e-5)  # frames are stored as float32
-    assert DatasetConfig().solver_settings().get("scheme") is None  # q1 manifests as before
+    assert DatasetConfig(scheme="q1").solver_settings().get("scheme") is None  # q1 manifests as before
+    assert DatasetConfig().scheme == "fd4"  # the default: cheaper at every accuracy (bench wave --work-precision)
 
 
 def test_restarts_on_coarser_grids_beat_q1_by_far():

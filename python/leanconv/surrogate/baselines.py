@@ -72,7 +72,7 @@ def fe_grids(config: Any, other_schemes: bool = True) -> list[FEGrid]:
                 continue
             try:
                 dataclasses.replace(config, scheme=scheme)
-            except ValueError:  # e.g. absorbing sides, which fd4 does not have
+            except ValueError:  # a setting the other scheme refuses
                 continue
             for g in grids[: len(ks)]:
                 m = _steps_for(config, scheme, g) if g.factor > 1 else None
