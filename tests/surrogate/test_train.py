@@ -89,6 +89,45 @@ def test_existing_run_needs_resume(tiny_data, tmp_path, tiny_config):
         train(other, resume=True)
 
 
+def test_resume_without_a_checkpoint_starts_a_new_run_and_force_starts_over(tiny_data, tmp_path, tiny_config,
+                                                                            capsys):
+    from leanconv.cli import main
+
+    run = tmp_path / "run"
+    lines = []
+    first = train(tiny_config(tiny_data, run, epochs=1), resume=True, log=lines.append)
+    assert lines == [f"--resume: no checkpoint at {run / 'checkpoint.pt'}: starting a new run"]
+    assert [h["epoch"] for h in first["history"]] == [1]
+    before = _weights(run / "model.pt")
+    # other settings: --resume would refuse them, --force starts the run over with them
+    train(tiny_config(tiny_data, run, epochs=1, lr=1e-2), force=True, log=lines.append)
+    assert lines[-1].startswith("--force: starting over")
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["config"]["lr"] == 1e-2
+    after = _weights(run / "model.pt")
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    with pytest.raises(ValueError, match="exclude each other"):
+        train(tiny_config(tiny_data, run, epochs=1), resume=True, force=True)
+    assert main(["train", "--data", str(tiny_data), "--out", str(run), "--resume", "--force"]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_checkpoint_of_an_earlier_version(tiny_data, tmp_path, tiny_config):
+    """Files without the format tag (written before it): --resume refuses the checkpoint saying why,
+    the model still loads (rollout)."""
+    run = tmp_path / "run"
+    train(tiny_config(tiny_data, run, epochs=1))
+    for name in ("model.pt", "checkpoint.pt"):
+        state = torch.load(run / name, weights_only=False)
+        assert state["format"] == "leanconv-checkpoint/2" and state["kind"] == "surrogate"
+        del state["format"], state["kind"]
+        torch.save(state, run / name)
+    with pytest.raises(ValueError, match="checkpoint.pt has no format tag.*--force"):
+        train(tiny_config(tiny_data, run, epochs=1), resume=True)
+    for name in ("model.pt", "checkpoint.pt"):
+        model, info = load_model(run / name)
+        assert info["config"]["width"] == 4
+
+
 def test_missing_data_set(tmp_path, tiny_config):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         train(tiny_config(tmp_path / "nope", tmp_path / "run"))

@@ -75,9 +75,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int_at_least(0), default=C.seed, help="seed (default 0)")
     p.add_argument("--device", type=device, default=C.device, help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its checkpoint (same settings and data set; "
-                        "--device and --quiet may change)")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its checkpoint (same settings and data set; "
+                            "--device and --quiet may change); without one, start a new run")
+    again.add_argument("--force", action="store_true", help="start over, overwriting the checkpoint in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -91,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr, grad_clip=args.grad_clip or None, unroll=args.unroll, seed=args.seed, device=args.device, amp=args.amp,
         progress=not args.quiet, base=args.base,
     )
-    summary = train(cfg, resume=args.resume)  # checks settings, --out, data and resume before any work
+    summary = train(cfg, resume=args.resume, force=args.force)  # checks settings, --out, data and resume before any work
     last = summary["history"][-1] if summary["history"] else {}
     print(f"trained {summary['params']} parameters in {summary['train_time_s']:.1f} s; "
           f"val nRMSE {last.get('val_nrmse', float('nan')):.4g}; model: {args.out}/model.pt")

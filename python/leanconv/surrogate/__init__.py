@@ -3,7 +3,9 @@
 Modules (each named after its main function):
 
 - :mod:`.train` - ``train(TrainConfig(...))``: seeded, resumable, single- or
-  multi-process training (``leanconv train``); ``load_model``;
+  multi-process training (``leanconv train``); ``load_model``; its settings and
+  the checks made before any work in :mod:`.config` (checkpoints, ``--resume``
+  and ``--force`` as for every trainer: :mod:`leanconv.training`);
 - :mod:`.rollout` - ``rollout(model, frames, velocity, steps)`` and the
   ``repeat_last`` baseline;
 - :mod:`.evaluate` - ``evaluate(models, data)`` and ``write_outputs``: the
