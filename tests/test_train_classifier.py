@@ -4,9 +4,10 @@ import json
 import pytest
 import torch
 
+from leanconv.classify import data
+from leanconv.classify import train as training
+from leanconv.classify.train import TrainConfig, train_classifier
 from leanconv.cli import main
-from leanconv.models import data, training
-from leanconv.models.training import TrainConfig, train_classifier
 
 # a small large-kernel net (K=13 dilated re-param blocks) on 12x12 digits: a few seconds on one core
 FAST = dict(model="unireplknet_micro", model_kwargs=dict(depths=(1, 1), dims=(8, 16), kernel_sizes=13),
@@ -45,16 +46,16 @@ def test_checkpoint_and_resume(tmp_path, one_thread, monkeypatch):
     straight = train_classifier(TrainConfig(**TINY, out=str(tmp_path / "a")), progress=False)
 
     # crash right after the first checkpoint, then resume: same result as the straight run
-    real_save = training.atomic_torch_save
+    real_save = training.save_checkpoint
 
-    def save_then_crash(obj, path):
-        real_save(obj, path)
+    def save_then_crash(*args, **kwargs):
+        real_save(*args, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "atomic_torch_save", save_then_crash)
+    monkeypatch.setattr(training, "save_checkpoint", save_then_crash)
     with pytest.raises(KeyboardInterrupt):
         train_classifier(TrainConfig(**TINY, out=str(tmp_path / "b")), progress=False)
-    monkeypatch.setattr(training, "atomic_torch_save", real_save)
+    monkeypatch.setattr(training, "save_checkpoint", real_save)
     assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["epoch"] == 1
     with pytest.raises(FileExistsError, match="--resume"):
         train_classifier(TrainConfig(**TINY, out=str(tmp_path / "b")), progress=False)
@@ -69,6 +70,27 @@ def test_checkpoint_and_resume(tmp_path, one_thread, monkeypatch):
         torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5, msg=k)
 
 
+def test_checkpoint_format_and_an_earlier_one(tmp_path, one_thread, capsys):
+    from leanconv.training import FORMAT
+
+    cfg = TrainConfig(**{**TINY, "epochs": 1}, out=str(tmp_path))
+    train_classifier(cfg, progress=False)
+    path = tmp_path / "checkpoint.pt"
+    state = torch.load(path, weights_only=False)
+    assert state["format"] == FORMAT and state["kind"] == "classifier" and state["epoch"] == 1
+    assert {"python", "numpy", "torch"} <= set(state["rng"])
+    # a checkpoint of the earlier classifier format: --resume refuses it naming the tag, --force starts over
+    state["format"] = "leanconv-classifier-checkpoint/1"
+    del state["kind"]
+    torch.save(state, path)
+    with pytest.raises(ValueError, match="'leanconv-classifier-checkpoint/1'.*--force"):
+        train_classifier(cfg, resume=True, progress=False)
+    lines = []
+    train_classifier(cfg, force=True, progress=False, log=lines.append)
+    assert lines[0].startswith("--force: starting over")
+    assert torch.load(path, weights_only=False)["format"] == FORMAT
+
+
 def test_cli(tmp_path, one_thread, capsys):
     assert main(["train-classifier", "--list"]) == 0
     assert "unireplknet_micro" in capsys.readouterr().out
@@ -80,6 +102,8 @@ def test_cli(tmp_path, one_thread, capsys):
     assert main(args) == 2  # checkpoint exists, neither --resume nor --force
     err = capsys.readouterr().err  # user errors: one line on stderr
     assert "--resume" in err and len(err.strip().splitlines()) == 1
+    assert main([*args, "--resume", "--force"]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
     assert main(["train-classifier", "--model", "nope", "--no-save"]) == 2
 
 

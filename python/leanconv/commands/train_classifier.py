@@ -44,10 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int_at_least(1), default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--out", default=None, help="folder for checkpoint.pt and metrics.json (default runs/<model>)")
     p.add_argument("--no-save", action="store_true", help="write no checkpoint or metrics")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the checkpoint in --out (with the same settings: model, data, schedule, "
-                        "--epochs)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing checkpoint in --out")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue from the checkpoint in --out (with the same settings: model, data, schedule, "
+                            "--epochs); without one, start a new run")
+    again.add_argument("--force", action="store_true", help="start over, overwriting the checkpoint in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from leanconv.models import list_models, model_entry
-    from leanconv.models.training import TrainConfig, train_classifier
+    from leanconv.classify.train import TrainConfig, train_classifier
 
     if args.list:
         for name in list_models(task="classification"):

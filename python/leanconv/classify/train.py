@@ -1,9 +1,10 @@
 """Training of registry classifiers on bundled data (``leanconv train-classifier``).
 
 :func:`train_classifier` trains with AdamW and a warmup + cosine schedule,
-writes an atomic checkpoint after every epoch (model, optimizer, schedule,
-history), resumes from it, and reports the test accuracy - also after
-re-parameterization for models with re-parameterizable blocks.
+writes a checkpoint after every epoch in leanconv's one checkpoint format
+(model, optimizer, schedule, random generators, history; see
+:mod:`leanconv.training`), resumes from it, and reports the test accuracy -
+also after re-parameterization for models with re-parameterizable blocks.
 """
 from __future__ import annotations
 
@@ -17,17 +18,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._io import atomic_torch_save, atomic_write_json
+from .._io import atomic_write_json
+from ..models.registry import create, model_entry
 from ..nn.reparam import reparameterize_model
+from ..training import (check_resume, epoch_generator, progress_bar, read_checkpoint, restore_checkpoint,
+                        save_checkpoint, start_or_resume)
 from . import data as datasets
-from .registry import create, model_entry
 
-__all__ = ["TrainConfig", "train_classifier", "evaluate"]
+__all__ = ["TrainConfig", "train_classifier", "evaluate", "RESUME_KEYS"]
 
-CHECKPOINT_FORMAT = "leanconv-classifier-checkpoint/1"
+KIND = "classifier"  # the checkpoint kind (leanconv.training.KINDS)
 # config fields that must match when resuming (they define the model, the data or the schedule)
-_RESUME_KEYS = ("model", "model_kwargs", "dataset", "image_size", "seed", "batch_size", "lr", "weight_decay",
-                "warmup_epochs", "augment", "label_smoothing", "epochs")
+RESUME_KEYS = ("model", "model_kwargs", "dataset", "image_size", "seed", "batch_size", "lr", "weight_decay",
+               "warmup_epochs", "augment", "label_smoothing", "epochs")
+_ORDER_STRIDE = 100_003  # the epoch generator's seed stride (leanconv.training.epoch_generator)
 
 
 @dataclass
@@ -117,16 +121,16 @@ def train_classifier(cfg: TrainConfig, *, resume: bool = False, force: bool = Fa
 
     With ``cfg.out`` set, writes ``checkpoint.pt`` (after every epoch) and
     ``metrics.json`` (at the end) there, atomically.  ``resume=True``
-    continues from the checkpoint (the run-defining settings must match);
-    an existing checkpoint is otherwise an error unless ``force=True``.
+    continues from the checkpoint (the run-defining settings must match; with
+    no checkpoint it starts a new run, saying so through ``log``); an existing
+    checkpoint is otherwise an error unless ``force=True`` (start over), see
+    :func:`leanconv.training.start_or_resume`.
 
     Returns a dict with ``test_accuracy``, ``train_time_s`` (this process'
     training time plus that of the resumed run), ``params``, the per-epoch
     ``history`` and, when the model has re-parameterizable blocks,
     ``reparam_test_accuracy`` and ``reparam_max_logit_diff``.
     """
-    from tqdm.auto import tqdm
-
     cfg.validate()
     if cfg.out:
         from .._preflight import check_output_dir
@@ -134,28 +138,9 @@ def train_classifier(cfg: TrainConfig, *, resume: bool = False, force: bool = Fa
         check_output_dir(cfg.out, "--out", files=("checkpoint.pt", "metrics.json"))
     ckpt_path = Path(cfg.out) / "checkpoint.pt" if cfg.out else None
     state = None
-    if ckpt_path is not None and ckpt_path.exists():
-        if resume:
-            try:
-                state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-            except Exception as exc:  # not a torch file, truncated, ...
-                raise ValueError(f"{ckpt_path} is not a leanconv classifier checkpoint "
-                                 f"(torch.load: {type(exc).__name__}: {exc})") from exc
-            if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-                raise ValueError(f"{ckpt_path} is not a leanconv classifier checkpoint")
-            saved = state["config"]
-            diff = [k for k in _RESUME_KEYS if saved.get(k) != asdict(cfg)[k]]
-            if diff:
-                raise ValueError(
-                    f"cannot resume {ckpt_path}: settings differ from the checkpoint's: "
-                    + ", ".join(f"{k}={asdict(cfg)[k]!r} (checkpoint: {saved.get(k)!r})" for k in diff)
-                )
-        elif not force:
-            raise FileExistsError(
-                f"{ckpt_path} exists: resume it (--resume) or start over (--force), or choose another --out"
-            )
-    elif resume:
-        log(f"no checkpoint at {ckpt_path}: starting a new run")
+    if start_or_resume(ckpt_path, resume=resume, force=force, log=log):
+        state = read_checkpoint(ckpt_path, kind=KIND)
+        check_resume(state["config"], asdict(cfg), RESUME_KEYS)
 
     split = datasets.digits(cfg.image_size, seed=cfg.seed)
     device = torch.device(cfg.device)
@@ -177,21 +162,19 @@ def train_classifier(cfg: TrainConfig, *, resume: bool = False, force: bool = Fa
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg, steps_per_epoch))
     start_epoch, history, past_time = 0, [], 0.0
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        restore_checkpoint(state, model=model, optimizer=optimizer, scheduler=scheduler)
         start_epoch, history, past_time = state["epoch"], state["history"], state["train_time_s"]
         log(f"resumed {ckpt_path} at epoch {start_epoch}/{cfg.epochs}")
 
     x_test = split.x_test.to(device).contiguous(memory_format=memory_format)
     y_test = split.y_test.to(device)
     params = sum(p.numel() for p in model.parameters())
-    bar = tqdm(total=(cfg.epochs - start_epoch) * steps_per_epoch, disable=not progress, unit="step",
-               desc=f"{cfg.model}")
+    bar = progress_bar((cfg.epochs - start_epoch) * steps_per_epoch, enabled=progress, desc=f"{cfg.model}",
+                       unit="step", leave=True)
     t0 = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
-        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)  # same order on resume
+        gen = epoch_generator(cfg.seed, epoch, stride=_ORDER_STRIDE)  # same order and shifts on resume
         order = torch.randperm(len(split.y_train), generator=gen)
         total_loss = correct = 0.0
         for i in range(0, len(order), cfg.batch_size):
@@ -214,12 +197,9 @@ def train_classifier(cfg: TrainConfig, *, resume: bool = False, force: bool = Fa
         history.append(dict(epoch=epoch + 1, loss=total_loss / n, train_accuracy=correct / n, test_accuracy=test_acc))
         bar.set_postfix(epoch=epoch + 1, loss=f"{total_loss / n:.3f}", test_acc=f"{test_acc:.3f}")
         if ckpt_path is not None:
-            atomic_torch_save(
-                dict(format=CHECKPOINT_FORMAT, config=asdict(cfg), epoch=epoch + 1, model=model.state_dict(),
-                     optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), history=history,
-                     train_time_s=past_time + time.perf_counter() - t0),
-                ckpt_path,
-            )
+            save_checkpoint(ckpt_path, kind=KIND, config=asdict(cfg), model=model, optimizer=optimizer,
+                            scheduler=scheduler, epoch=epoch + 1, history=history,
+                            train_time_s=past_time + time.perf_counter() - t0)
     bar.close()
     train_time = past_time + time.perf_counter() - t0
 
