@@ -42,7 +42,8 @@ def info(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from leanconv.wave.store import manifest_problems, read_manifest
+    from leanconv.wave.store import read_manifest
+    from leanconv.wave.verify import manifest_problems
 
     m = read_manifest(args.dir)  # DatasetError: one line, exit code 2
     problems = manifest_problems(m)

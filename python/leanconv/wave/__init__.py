@@ -23,7 +23,8 @@ from .grid import Boundary, Grid, Sponge, stable_dt
 from .media import MEDIA, velocity_model
 from .solver import WaveSolver
 from .sources import PointSources, gaussian_pulses, ricker
-from .store import DatasetError, VerifyReport, verify_dataset, write_dataset
+from .store import DatasetError, write_dataset
+from .verify import VerifyReport, verify_dataset
 from .windows import WaveWindows, split_trajectories
 
 __all__ = [

@@ -13,8 +13,8 @@ import torch
 from .generate import DatasetConfig, simulate_trajectories
 from .grid import Sponge
 from .solver import WaveSolver
-from .store import (ARRAYS, DatasetError, check_shard, iter_shards, manifest_problems, read_manifest, seed_problem,
-                    write_dataset, _new_manifest)
+from .store import ARRAYS, DatasetError, _new_manifest, iter_shards, read_manifest, write_dataset
+from .verify import check_shard, manifest_problems, seed_problem
 
 __all__ = ["WaveData", "open_dataset", "generate", "make_dataset", "solver_for", "reference_rollout",
            "snapshot_energy"]
@@ -131,7 +131,7 @@ def open_dataset(root: str | os.PathLike, verify: str = "full") -> WaveData:
     SHA-256 against the manifest before mapping it; ``"quick"`` skips the
     SHA-256; both also check the seed against the first stored velocity
     model; ``"none"`` only reads the manifest.  Always checked: the manifest's
-    own consistency (:func:`leanconv.wave.store.manifest_problems`).  A
+    own consistency (:func:`leanconv.wave.verify.manifest_problems`).  A
     missing, truncated or altered shard or an inconsistent manifest raises
     :class:`DatasetError` naming the file.
     """
