@@ -6,6 +6,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from device_marks import requires_cuda
 from torch import nn
 
 from leanconv.training import (FORMAT, CheckpointError, read_checkpoint, restore_checkpoint, rng_state,
@@ -172,3 +173,17 @@ def test_save_checkpoint_refuses_unknown_kinds_and_clashing_entries(tmp_path):
     with pytest.raises(ValueError, match="format"):
         save_checkpoint(tmp_path / "c.pt", kind="surrogate", config={}, model=nn.Linear(2, 2), format="x")
     assert not (tmp_path / "c.pt").exists()
+
+
+@requires_cuda
+def test_cuda_generator_state_round_trip(tmp_path):
+    torch.manual_seed(5)
+    torch.rand(3, device="cuda")  # CUDA initialized: its generator is part of the state
+    save_checkpoint(tmp_path / "c.pt", kind="surrogate", config={}, model=nn.Linear(2, 2))
+    uninterrupted = torch.rand(4, device="cuda").tolist()
+    torch.manual_seed(6)
+    assert torch.rand(4, device="cuda").tolist() != uninterrupted
+    state = read_checkpoint(tmp_path / "c.pt", kind="surrogate")
+    assert len(state["rng"]["cuda"]) == torch.cuda.device_count()
+    restore_checkpoint(state, model=nn.Linear(2, 2))
+    assert torch.rand(4, device="cuda").tolist() == uninterrupted
