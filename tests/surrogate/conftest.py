@@ -7,7 +7,7 @@ from leanconv.wave import make_dataset
 def tiny_data(tmp_path_factory):
     """12 trajectories of 13 frames on a 17 x 17 grid (a second to make)."""
     root = tmp_path_factory.mktemp("wave") / "data"
-    make_dataset(root, samples=12, seed=3, grid=17, steps=48, every=4, shard_size=8)
+    make_dataset(root, samples=12, seed=3, grid=17, steps=48, every=4, shard_size=8, scheme="q1")
     return root
 
 

@@ -73,7 +73,7 @@ def test_evaluate_on_coarsened_data_has_a_row_per_grid(tmp_path):
     from leanconv.wave import make_dataset
 
     data = make_dataset(tmp_path / "d", samples=10, seed=2, grid=33, steps=64, every=4, coarsen=4,
-                        pulse_width=(6.0, 8.0))
+                        pulse_width=(6.0, 8.0), scheme="q1")
     model = create("wave_unet2d", width=4, levels=2, t_in=2, t_out=2)
     res = evaluate({"m": (model, {})}, data, steps=3, timing_batch=2, min_timing_s=0.0)
     rows = {r["model"]: r for r in res["rows"]}
