@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["UsageError", "ArgumentParser", "int_at_least", "positive_float", "nonnegative_float", "device",
+__all__ = ["UsageError", "ArgumentParser", "add_resume_or_force", "int_at_least", "positive_float", "nonnegative_float", "device",
            "subset_of"]
 
 
@@ -82,3 +82,11 @@ def device(text: str) -> str:
         return check_device(text, what="")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc).strip()) from None
+
+
+def add_resume_or_force(p: argparse.ArgumentParser, resume_help: str) -> None:
+    """The trainers' ``--resume`` / ``--force`` pair (mutually exclusive; the rule is
+    :func:`leanconv.training.start_or_resume`'s)."""
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help=resume_help + "; without one, start a new run")
+    again.add_argument("--force", action="store_true", help="start over, overwriting the checkpoint in --out")

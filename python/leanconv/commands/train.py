@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from . import device, int_at_least, nonnegative_float, positive_float
+from . import add_resume_or_force, device, int_at_least, nonnegative_float, positive_float
 
 
 def _rank(text: str) -> int | float:
@@ -75,11 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int_at_least(0), default=C.seed, help="seed (default 0)")
     p.add_argument("--device", type=device, default=C.device, help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
-    again = p.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true",
-                       help="continue the run in --out from its checkpoint (same settings and data set; "
-                            "--device and --quiet may change); without one, start a new run")
-    again.add_argument("--force", action="store_true", help="start over, overwriting the checkpoint in --out")
+    add_resume_or_force(p, "continue the run in --out from its checkpoint (same settings and data set; "
+                           "--device and --quiet may change)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

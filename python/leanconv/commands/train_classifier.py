@@ -5,7 +5,7 @@ import argparse
 import ast
 import json
 
-from . import device, int_at_least, nonnegative_float, positive_float
+from . import add_resume_or_force, device, int_at_least, nonnegative_float, positive_float
 
 
 def _model_arg(text: str) -> tuple[str, object]:
@@ -44,11 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int_at_least(1), default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--out", default=None, help="folder for checkpoint.pt and metrics.json (default runs/<model>)")
     p.add_argument("--no-save", action="store_true", help="write no checkpoint or metrics")
-    again = p.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true",
-                       help="continue from the checkpoint in --out (with the same settings: model, data, schedule, "
-                            "--epochs); without one, start a new run")
-    again.add_argument("--force", action="store_true", help="start over, overwriting the checkpoint in --out")
+    add_resume_or_force(p, "continue from the checkpoint in --out (with the same settings: model, data, schedule, "
+                           "--epochs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
