@@ -5,6 +5,7 @@
 #   bash benchmarks/gpu_check.sh            # build + tests + benchmark (about 8 min)
 #   bash benchmarks/gpu_check.sh build tests
 #   bash benchmarks/gpu_check.sh build bench
+#   bash benchmarks/gpu_check.sh build more   # the drop-in, wave and float16 benchmarks (issue 16's list)
 #
 # Stages:
 #   build  pip install --no-build-isolation --no-deps for TORCH_CUDA_ARCH_LIST
@@ -15,7 +16,12 @@
 #          tests/test_build.py (those present; GPU_TEST_FILES replaces the list,
 #          GPU_TEST_K adds a pytest -k expression), junit XML kept;
 #   bench  python -m leanconv bench depthwise --device cuda --dtype D for
-#          D in float32 bfloat16 (extra arguments: BENCH_ARGS).
+#          D in float32 bfloat16 (extra arguments: BENCH_ARGS);
+#   more   (not in the default list) the drop-in benchmark on CUDA (module
+#          against the torch module, per-shape choice included) in float32 and
+#          bfloat16, the depthwise benchmark in float16, and the wave benchmark
+#          on CUDA (batch 64, 256^2: fused CUDA kernel against the torch ops;
+#          MORE_LIMIT 120 per step).
 # Everything lands in $OUT (the device tool's output folder
 # when OUT is unset: build/gpu-check-out): summary.txt, tests.log, bench.md (the benchmark's
 # markdown tables) and gpu_check.tar.gz with every log, the junit XML and the
@@ -102,7 +108,8 @@ step info 60 "$PY" -c "import leanconv, json; print(json.dumps(leanconv.build_in
 if has_stage tests; then
   files=()
   # shellcheck disable=SC2086  # GPU_TEST_FILES is a list of words
-  for f in ${GPU_TEST_FILES:-tests/test_depthwise_cuda.py tests/test_depthwise.py tests/test_build.py}; do
+  for f in ${GPU_TEST_FILES:-tests/test_depthwise_cuda.py tests/test_depthwise.py tests/test_build.py \
+             tests/test_factorized_ops.py tests/wave/test_cuda.py tests/test_backend_choice.py}; do
     [ -f "$f" ] && files+=("$f")
   done
   kexpr=()
@@ -127,6 +134,21 @@ if has_stage bench; then
     -exec cp {} "$WORK/results/" \; 2>/dev/null
   cat "$WORK"/results/*.md >"$WORK/bench.md" 2>/dev/null || true
   log "benchmark files: $(ls "$WORK/results" 2>/dev/null | tr '\n' ' ')"
+fi
+
+if has_stage more; then
+  stamp="$WORK/.more-start"
+  touch "$stamp"
+  for dtype in float32 bfloat16; do
+    step "dropin-$dtype" "${MORE_LIMIT:-120}" "$PY" -m leanconv bench dropin --device cuda --dtype "$dtype"
+  done
+  step "depthwise-float16" "${MORE_LIMIT:-120}" "$PY" -m leanconv bench depthwise --device cuda --dtype float16 --quick
+  step "wave-cuda" "${MORE_LIMIT:-120}" "$PY" -m leanconv bench wave --device cuda --grids 256 --batches 64 \
+    --no-sparse --min-time 0.5
+  mkdir -p "$WORK/results"
+  find "$ROOT/benchmarks/results" "$ROOT/benchmark-results" -type f -newer "$stamp" \
+    -exec cp {} "$WORK/results/" \; 2>/dev/null
+  cat "$WORK"/results/*.md >>"$WORK/bench.md" 2>/dev/null || true
 fi
 
 log "done, status $STATUS"
