@@ -1,4 +1,4 @@
-// Checks and shape arithmetic of the depthwise convolution ops.
+// Schemas, checks and shape arithmetic of the depthwise convolution ops.
 #include "ops/depthwise.h"
 
 #include <ATen/ATen.h>
@@ -179,6 +179,19 @@ at::Tensor depthwise_conv_backward_bias(const at::Tensor& grad_output) {
 }
 
 }  // namespace
+
+// Depthwise convolution, 2-D (input N,C,H,W) or 3-D (N,C,D,H,W); weight
+// (C, 1, k...).  stride/dilation: 1 or one value per spatial axis; padding:
+// 1, one per axis, or (before, after) pairs per axis in D, H, W order.
+TORCH_LIBRARY_FRAGMENT(leanconv, m) {
+  m.def("depthwise_conv(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, "
+        "int[] dilation) -> Tensor");
+  m.def("depthwise_conv_backward_input(Tensor grad_output, Tensor weight, int[] input_size, "
+        "int[] stride, int[] padding, int[] dilation) -> Tensor");
+  m.def("depthwise_conv_backward_weight(Tensor grad_output, Tensor input, int[] kernel_size, "
+        "int[] stride, int[] padding, int[] dilation) -> Tensor");
+  m.def("depthwise_conv_backward_bias(Tensor grad_output) -> Tensor");
+}
 
 TORCH_LIBRARY_IMPL(leanconv, CompositeExplicitAutograd, m) {
   m.impl("depthwise_conv_backward_bias", &depthwise_conv_backward_bias);

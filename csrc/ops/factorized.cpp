@@ -1,7 +1,8 @@
-// Checks and shape arithmetic of the one-way filter chain ops.
+// Schemas, checks and shape arithmetic of the one-way filter chain ops.
 #include "ops/factorized.h"
 
 #include <ATen/ATen.h>
+#include <torch/library.h>
 
 #include "ops/depthwise.h"
 
@@ -24,6 +25,25 @@ void check_filter(const at::Tensor& f, const at::Tensor& input, const char* name
 }
 
 }  // namespace
+
+TORCH_LIBRARY_FRAGMENT(leanconv, m) {
+  // One-way filter chain (the spatial part of a CP / one-way factorized
+  // convolution): each channel c of a 4-D (N,C,H,W) or 5-D (N,C,D,H,W) input
+  // is filtered along W by filter_w[c] (C, kW), then along H by filter_h[c]
+  // (C, kH), then along D by filter_d[c] (C, kD; None in 2-D), and multiplied
+  // by scale[c] (C,) if given.  Equals a depthwise convolution with the outer
+  // product of the filters as kernel; stride/padding/dilation as for
+  // depthwise_conv.
+  m.def("one_way_conv(Tensor input, Tensor? filter_d, Tensor filter_h, Tensor filter_w, "
+        "Tensor? scale, int[] stride, int[] padding, int[] dilation) -> Tensor");
+  // All gradients of one_way_conv in one pass: (grad_input, grad_filter_d,
+  // grad_filter_h, grad_filter_w, grad_scale).  output_mask = (input,
+  // filters and scale); gradients not asked for (and grad_filter_d in 2-D,
+  // grad_scale without scale) are returned as empty tensors of shape (0,).
+  m.def("one_way_conv_backward(Tensor grad_output, Tensor input, Tensor? filter_d, "
+        "Tensor filter_h, Tensor filter_w, Tensor? scale, int[] stride, int[] padding, "
+        "int[] dilation, bool[2] output_mask) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
+}
 
 DepthwiseParams one_way_forward_params(const at::Tensor& input,
                                        const std::optional<at::Tensor>& filter_d,

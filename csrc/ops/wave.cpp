@@ -1,7 +1,8 @@
-// Checks of the wave_step_ and wave_fd4_step_ ops.
+// Schemas and checks of the wave_step_ and wave_fd4_step_ ops.
 #include "ops/wave.h"
 
 #include <ATen/ATen.h>
+#include <torch/library.h>
 
 #include <cmath>
 
@@ -60,6 +61,20 @@ void check_force(const std::optional<at::Tensor>& force, const std::optional<at:
 }
 
 }  // namespace
+
+TORCH_LIBRARY_FRAGMENT(leanconv, m) {
+  // Explicit wave-equation steps in place (see ops/wave_params.h): `steps`
+  // central-difference steps of B mirrored H x W fields; the buffers prev and
+  // now swap roles after every step, so the newest field ends in prev when
+  // steps is odd and in now when it is even.
+  m.def("wave_step_(Tensor(a!) prev, Tensor(b!) now, Tensor a_k, Tensor? b, Tensor? negd, Tensor? force, "
+        "Tensor? a_f, float k0, float k1, float k2, int steps) -> ()");
+  // The fourth-order scheme's steps in place (ops/wave_params.h, WaveFd4Params): cc = c^2
+  // (1 or B, H, W); constants = (wx, wy, s2, s4); signs of the mirrored images on the
+  // (left, right, bottom, top) sides; b with negd for a damped step.  Buffers swap as for wave_step_.
+  m.def("wave_fd4_step_(Tensor(a!) prev, Tensor(b!) now, Tensor cc, float[] constants, float[] signs, "
+        "int steps, Tensor? force=None, Tensor? a_f=None, Tensor? b=None, Tensor? negd=None) -> ()");
+}
 
 WaveStepParams wave_step_params(const at::Tensor& prev, const at::Tensor& now, const at::Tensor& a_k,
                                 const std::optional<at::Tensor>& b, const std::optional<at::Tensor>& negd,
