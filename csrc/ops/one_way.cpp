@@ -1,5 +1,5 @@
 // Schemas, checks and shape arithmetic of the one-way filter chain ops.
-#include "ops/factorized.h"
+#include "ops/one_way.h"
 
 #include <ATen/ATen.h>
 #include <torch/library.h>

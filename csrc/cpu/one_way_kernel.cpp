@@ -6,7 +6,7 @@
 // the H filter combines them into output rows; in 3-D each finished slice is
 // added into the output slices its D taps feed.  The backward pass walks the
 // same blocks and computes every gradient of the plane from data in cache.
-#include "cpu/factorized_kernel.h"
+#include "cpu/one_way_kernel.h"
 
 #include <algorithm>
 #include <cstring>

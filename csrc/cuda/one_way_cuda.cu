@@ -1,4 +1,5 @@
-// CUDA kernels of the one-way filter chain (forward and all gradients).
+// CUDA kernels of the one-way filter chain (forward and all gradients) and
+// their launchers; the glue (checks, allocation, dtype) is one_way_cuda.cpp.
 //
 // One thread block computes an output tile of TH x TW positions (one thread
 // each) for up to TD output slices of one plane (n, c).  It walks the input
@@ -16,84 +17,13 @@
 // neighbouring tiles overlap).  Every contribution belongs to exactly one
 // tile, so the sums are exact (the order of the float additions is not
 // fixed: results are not bitwise deterministic).
-#include <ATen/ATen.h>
-#include <ATen/Dispatch.h>
-#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <torch/library.h>
 
-#include <algorithm>
-#include <array>
-#include <climits>
-#include <tuple>
+#include "cuda/one_way_cuda_launch.h"
 
-#include "ops/depthwise.h"
-#include "ops/factorized.h"
-
-namespace leanconv {
+namespace leanconv::cuda_one_way {
 
 namespace {
-
-constexpr int kTH = 8, kTW = 32, kThreads = kTH * kTW;  // a warp = one tile row
-constexpr int kMaxTD = 8;                                  // output slices per block
-
-// Geometry of a launch; plain values so that it can be passed by value.
-struct Tile {
-  int64_t N, C;
-  int64_t D, H, W, oD, oH, oW;
-  int kD, kH, kW;
-  int sz, sy, sx, dz, dy, dx;
-  int64_t pz, py, px;  // padding before
-  int TD;              // output slices per block
-  int RH, RW;          // input region rows / columns of a tile
-  int64_t tiles_x, tiles_y, tiles_z, blocks;
-};
-
-Tile make_tile(const DepthwiseParams& p) {
-  Tile t;
-  t.N = p.batch;
-  t.C = p.channels;
-  t.D = p.in[0], t.H = p.in[1], t.W = p.in[2];
-  t.oD = p.out[0], t.oH = p.out[1], t.oW = p.out[2];
-  t.kD = static_cast<int>(p.kernel[0]), t.kH = static_cast<int>(p.kernel[1]),
-  t.kW = static_cast<int>(p.kernel[2]);
-  t.sz = static_cast<int>(p.stride[0]), t.sy = static_cast<int>(p.stride[1]),
-  t.sx = static_cast<int>(p.stride[2]);
-  t.dz = static_cast<int>(p.dilation[0]), t.dy = static_cast<int>(p.dilation[1]),
-  t.dx = static_cast<int>(p.dilation[2]);
-  t.pz = p.pad[0], t.py = p.pad[1], t.px = p.pad[2];
-  t.TD = static_cast<int>(std::min<int64_t>(kMaxTD, p.out[0]));
-  t.RH = (kTH - 1) * t.sy + (t.kH - 1) * t.dy + 1;
-  t.RW = (kTW - 1) * t.sx + (t.kW - 1) * t.dx + 1;
-  t.tiles_x = (t.oW + kTW - 1) / kTW;
-  t.tiles_y = (t.oH + kTH - 1) / kTH;
-  t.tiles_z = (t.oD + t.TD - 1) / t.TD;
-  t.blocks = t.N * t.C * t.tiles_z * t.tiles_y * t.tiles_x;
-  return t;
-}
-
-// Shared memory layout (elements of T): S0 | S1 | S2 | filters | reduction.
-struct Smem {
-  int s0, s1, s2, filt, red, total;
-};
-
-Smem smem_layout(const Tile& t, bool backward) {
-  Smem m;
-  int off = 0;
-  m.s0 = off;
-  off += t.RH * t.RW;
-  m.s1 = off;
-  off += t.RH * kTW;
-  m.s2 = off;
-  off += backward ? kThreads : 0;
-  m.filt = off;
-  off += t.kD + t.kH + t.kW;
-  m.red = off;
-  off += backward ? t.kD + t.kH + t.kW : 0;
-  m.total = off;
-  return m;
-}
 
 struct BlockPos {
   int64_t plane, c, oz0, oy0, ox0;
@@ -331,100 +261,43 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Shared memory above 48 KiB needs an opt-in per kernel; beyond the device's
-// limit the tile does not fit and the call fails with a clear message.
+// Shared memory above 48 KiB needs an opt-in per kernel (the glue has checked
+// the device's limit).
 template <typename Kernel>
-void prepare_smem(Kernel kernel, size_t bytes, const Tile& t) {
-  const auto* prop = at::cuda::getCurrentDeviceProperties();
-  TORCH_CHECK(bytes <= prop->sharedMemPerBlockOptin,
-              "one_way_conv (cuda): the dilated filters are too long for the fused kernel: a tile "
-              "needs ", bytes, " bytes of shared memory (input region ", t.RH, " x ", t.RW,
-              "), the device allows ", prop->sharedMemPerBlockOptin,
-              "; use shorter filters/dilations or run this layer on the CPU");
+void allow_smem(Kernel kernel, size_t bytes) {
   if (bytes > 48 * 1024) {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         static_cast<int>(bytes)));
   }
 }
 
-int grid_for(const Tile& t) {
-  return static_cast<int>(std::min<int64_t>(t.blocks, INT_MAX));
-}
-
-void check_cuda(const at::Tensor& input) {
-  TORCH_CHECK(input.is_cuda(), "input must be a CUDA tensor here, got device ", input.device());
-}
-
-at::Tensor one_way_conv_cuda(const at::Tensor& input, const std::optional<at::Tensor>& filter_d,
-                             const at::Tensor& filter_h, const at::Tensor& filter_w,
-                             const std::optional<at::Tensor>& scale, c10::IntArrayRef stride,
-                             c10::IntArrayRef padding, c10::IntArrayRef dilation) {
-  const DepthwiseParams p =
-      one_way_forward_params(input, filter_d, filter_h, filter_w, scale, stride, padding, dilation);
-  check_cuda(input);
-  c10::cuda::CUDAGuard guard(input.device());
-  if (p.batch * p.channels * p.out_plane() == 0)
-    return one_way_finish(at::empty(depthwise_output_shape(p), input.options()), input);
-  const at::Tensor x = one_way_compute(input), fd = one_way_compute(filter_d),
-                   fh = one_way_compute(filter_h), fw = one_way_compute(filter_w),
-                   sc = one_way_compute(scale);
-  at::Tensor y = at::empty(depthwise_output_shape(p), x.options());
-  const Tile t = make_tile(p);
-  const Smem m = smem_layout(t, false);
-  auto stream = at::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "leanconv::one_way_conv (cuda)", [&] {
-    const size_t bytes = static_cast<size_t>(m.total) * sizeof(scalar_t);
-    prepare_smem(one_way_forward_kernel<scalar_t>, bytes, t);
-    one_way_forward_kernel<scalar_t><<<grid_for(t), kThreads, bytes, stream>>>(
-        t, x.const_data_ptr<scalar_t>(), one_way_ptr<scalar_t>(fd), fh.const_data_ptr<scalar_t>(),
-        fw.const_data_ptr<scalar_t>(), one_way_ptr<scalar_t>(sc), y.mutable_data_ptr<scalar_t>(), m);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  });
-  return one_way_finish(y, input);
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> one_way_conv_backward_cuda(
-    const at::Tensor& grad_output, const at::Tensor& input,
-    const std::optional<at::Tensor>& filter_d, const at::Tensor& filter_h,
-    const at::Tensor& filter_w, const std::optional<at::Tensor>& scale, c10::IntArrayRef stride,
-    c10::IntArrayRef padding, c10::IntArrayRef dilation, std::array<bool, 2> output_mask) {
-  const DepthwiseParams p = one_way_backward_params(grad_output, input, filter_d, filter_h,
-                                                    filter_w, scale, stride, padding, dilation);
-  check_cuda(input);
-  c10::cuda::CUDAGuard guard(input.device());
-  const bool need_gx = output_mask[0], need_gf = output_mask[1];
-  const bool has_d = filter_d.has_value() && filter_d->defined();
-  const bool has_scale = scale.has_value() && scale->defined();
-  const int64_t C = p.channels, row = p.kernel[0] + p.kernel[1] + p.kernel[2] + 1;
-  const at::Tensor fd = one_way_compute(filter_d), fh = one_way_compute(filter_h),
-                   fw = one_way_compute(filter_w), sc = one_way_compute(scale);
-  const at::Tensor x = one_way_compute(input), gy = one_way_compute(grad_output);
-  // both accumulated with atomics: start from zero
-  at::Tensor gx = need_gx ? at::zeros(input.sizes(), x.options()) : at::Tensor();
-  at::Tensor gf = need_gf ? at::zeros({C, row}, x.options()) : at::Tensor();
-  if ((need_gx || need_gf) && p.batch * C * p.out_plane() > 0) {
-    const Tile t = make_tile(p);
-    const Smem m = smem_layout(t, true);
-    auto stream = at::cuda::getCurrentCUDAStream();
-    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "leanconv::one_way_conv_backward (cuda)", [&] {
-      const size_t bytes = static_cast<size_t>(m.total) * sizeof(scalar_t);
-      prepare_smem(one_way_backward_kernel<scalar_t>, bytes, t);
-      one_way_backward_kernel<scalar_t><<<grid_for(t), kThreads, bytes, stream>>>(
-          t, gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), one_way_ptr<scalar_t>(fd),
-          fh.const_data_ptr<scalar_t>(), fw.const_data_ptr<scalar_t>(), one_way_ptr<scalar_t>(sc),
-          need_gx ? gx.mutable_data_ptr<scalar_t>() : nullptr,
-          need_gf ? gf.mutable_data_ptr<scalar_t>() : nullptr, m);
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    });
-  }
-  return one_way_backward_results(p, input, gx, gf, has_d, has_scale);
-}
-
 }  // namespace
 
-TORCH_LIBRARY_IMPL(leanconv, CUDA, m) {
-  m.impl("one_way_conv", &one_way_conv_cuda);
-  m.impl("one_way_conv_backward", &one_way_conv_backward_cuda);
+template <typename T>
+void launch_forward(const Tile& t, const Smem& m, size_t smem_bytes, const T* x, const T* fd,
+                    const T* fh, const T* fw, const T* scale, T* y, cudaStream_t stream) {
+  allow_smem(one_way_forward_kernel<T>, smem_bytes);
+  one_way_forward_kernel<T><<<grid_for(t), kThreads, smem_bytes, stream>>>(t, x, fd, fh, fw, scale, y, m);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-}  // namespace leanconv
+template <typename T>
+void launch_backward(const Tile& t, const Smem& m, size_t smem_bytes, const T* gy, const T* x,
+                     const T* fd, const T* fh, const T* fw, const T* scale, T* gx, T* gf,
+                     cudaStream_t stream) {
+  allow_smem(one_way_backward_kernel<T>, smem_bytes);
+  one_way_backward_kernel<T><<<grid_for(t), kThreads, smem_bytes, stream>>>(t, gy, x, fd, fh, fw, scale,
+                                                                            gx, gf, m);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+#define LEANCONV_ONE_WAY_INSTANTIATE(T)                                                          \
+  template void launch_forward<T>(const Tile&, const Smem&, size_t, const T*, const T*, const T*, \
+                                  const T*, const T*, T*, cudaStream_t);                         \
+  template void launch_backward<T>(const Tile&, const Smem&, size_t, const T*, const T*,        \
+                                   const T*, const T*, const T*, const T*, T*, T*, cudaStream_t);
+LEANCONV_ONE_WAY_INSTANTIATE(float)
+LEANCONV_ONE_WAY_INSTANTIATE(double)
+#undef LEANCONV_ONE_WAY_INSTANTIATE
+
+}  // namespace leanconv::cuda_one_way

@@ -1,4 +1,4 @@
-// CPU kernels of the one-way filter chain (bodies in factorized_kernel.cpp,
+// CPU kernels of the one-way filter chain (bodies in one_way_kernel.cpp,
 // compiled once per ISA variant).  Planar layout: input (N*C, D, H, W),
 // output (N*C, oD, oH, oW), filters (C, k) per axis, all contiguous; 2-D
 // problems have D = oD = kD = 1 and fd = nullptr.  Work items are planes

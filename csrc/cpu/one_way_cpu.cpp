@@ -1,6 +1,6 @@
 // CPU implementations of the one-way filter chain ops: checks, layout and
 // dtype handling, threading and scratch; the arithmetic is in
-// factorized_kernel.cpp (one variant per ISA, chosen at run time).
+// one_way_kernel.cpp (one variant per ISA, chosen at run time).
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -9,9 +9,9 @@
 #include <array>
 #include <tuple>
 
-#include "cpu/factorized_kernel.h"
+#include "cpu/one_way_kernel.h"
 #include "ops/depthwise.h"
-#include "ops/factorized.h"
+#include "ops/one_way.h"
 
 namespace leanconv {
 

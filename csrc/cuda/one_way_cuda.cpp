@@ -1,0 +1,111 @@
+// CUDA implementations of the one-way filter chain ops: argument checks,
+// dtype handling, allocation, the tile plan and its shared-memory check.  The
+// kernels are in one_way_cuda.cu, their tiling in one_way_cuda_launch.h.
+// This file holds no device code: it is plain C++ (compiled only in CUDA
+// builds), so the torch headers are parsed once by the C++ compiler instead
+// of once per GPU arch by nvcc.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include <array>
+#include <tuple>
+
+#include "cuda/one_way_cuda_launch.h"
+#include "ops/depthwise.h"
+#include "ops/one_way.h"
+
+namespace leanconv {
+
+namespace {
+
+namespace ow = cuda_one_way;
+
+// Beyond the device's shared-memory limit the tile does not fit and the call
+// fails with a clear message.
+void check_smem(size_t bytes, const ow::Tile& t) {
+  const auto* prop = at::cuda::getCurrentDeviceProperties();
+  TORCH_CHECK(bytes <= prop->sharedMemPerBlockOptin,
+              "one_way_conv (cuda): the dilated filters are too long for the fused kernel: a tile "
+              "needs ", bytes, " bytes of shared memory (input region ", t.RH, " x ", t.RW,
+              "), the device allows ", prop->sharedMemPerBlockOptin,
+              "; use shorter filters/dilations or run this layer on the CPU");
+}
+
+void check_cuda(const at::Tensor& input) {
+  TORCH_CHECK(input.is_cuda(), "input must be a CUDA tensor here, got device ", input.device());
+}
+
+at::Tensor one_way_conv_cuda(const at::Tensor& input, const std::optional<at::Tensor>& filter_d,
+                             const at::Tensor& filter_h, const at::Tensor& filter_w,
+                             const std::optional<at::Tensor>& scale, c10::IntArrayRef stride,
+                             c10::IntArrayRef padding, c10::IntArrayRef dilation) {
+  const DepthwiseParams p =
+      one_way_forward_params(input, filter_d, filter_h, filter_w, scale, stride, padding, dilation);
+  check_cuda(input);
+  c10::cuda::CUDAGuard guard(input.device());
+  if (p.batch * p.channels * p.out_plane() == 0)
+    return one_way_finish(at::empty(depthwise_output_shape(p), input.options()), input);
+  const at::Tensor x = one_way_compute(input), fd = one_way_compute(filter_d),
+                   fh = one_way_compute(filter_h), fw = one_way_compute(filter_w),
+                   sc = one_way_compute(scale);
+  at::Tensor y = at::empty(depthwise_output_shape(p), x.options());
+  const ow::Tile t = ow::make_tile(p);
+  const ow::Smem m = ow::smem_layout(t, false);
+  auto stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "leanconv::one_way_conv (cuda)", [&] {
+    const size_t bytes = static_cast<size_t>(m.total) * sizeof(scalar_t);
+    check_smem(bytes, t);
+    ow::launch_forward<scalar_t>(t, m, bytes, x.const_data_ptr<scalar_t>(), one_way_ptr<scalar_t>(fd),
+                                 fh.const_data_ptr<scalar_t>(), fw.const_data_ptr<scalar_t>(),
+                                 one_way_ptr<scalar_t>(sc), y.mutable_data_ptr<scalar_t>(), stream);
+  });
+  return one_way_finish(y, input);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> one_way_conv_backward_cuda(
+    const at::Tensor& grad_output, const at::Tensor& input,
+    const std::optional<at::Tensor>& filter_d, const at::Tensor& filter_h,
+    const at::Tensor& filter_w, const std::optional<at::Tensor>& scale, c10::IntArrayRef stride,
+    c10::IntArrayRef padding, c10::IntArrayRef dilation, std::array<bool, 2> output_mask) {
+  const DepthwiseParams p = one_way_backward_params(grad_output, input, filter_d, filter_h,
+                                                    filter_w, scale, stride, padding, dilation);
+  check_cuda(input);
+  c10::cuda::CUDAGuard guard(input.device());
+  const bool need_gx = output_mask[0], need_gf = output_mask[1];
+  const bool has_d = filter_d.has_value() && filter_d->defined();
+  const bool has_scale = scale.has_value() && scale->defined();
+  const int64_t C = p.channels, row = p.kernel[0] + p.kernel[1] + p.kernel[2] + 1;
+  const at::Tensor fd = one_way_compute(filter_d), fh = one_way_compute(filter_h),
+                   fw = one_way_compute(filter_w), sc = one_way_compute(scale);
+  const at::Tensor x = one_way_compute(input), gy = one_way_compute(grad_output);
+  // both accumulated with atomics: start from zero
+  at::Tensor gx = need_gx ? at::zeros(input.sizes(), x.options()) : at::Tensor();
+  at::Tensor gf = need_gf ? at::zeros({C, row}, x.options()) : at::Tensor();
+  if ((need_gx || need_gf) && p.batch * C * p.out_plane() > 0) {
+    const ow::Tile t = ow::make_tile(p);
+    const ow::Smem m = ow::smem_layout(t, true);
+    auto stream = at::cuda::getCurrentCUDAStream();
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "leanconv::one_way_conv_backward (cuda)", [&] {
+      const size_t bytes = static_cast<size_t>(m.total) * sizeof(scalar_t);
+      check_smem(bytes, t);
+      ow::launch_backward<scalar_t>(
+          t, m, bytes, gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
+          one_way_ptr<scalar_t>(fd), fh.const_data_ptr<scalar_t>(), fw.const_data_ptr<scalar_t>(),
+          one_way_ptr<scalar_t>(sc), need_gx ? gx.mutable_data_ptr<scalar_t>() : nullptr,
+          need_gf ? gf.mutable_data_ptr<scalar_t>() : nullptr, stream);
+    });
+  }
+  return one_way_backward_results(p, input, gx, gf, has_d, has_scale);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(leanconv, CUDA, m) {
+  m.impl("one_way_conv", &one_way_conv_cuda);
+  m.impl("one_way_conv_backward", &one_way_conv_backward_cuda);
+}
+
+}  // namespace leanconv
