@@ -12,6 +12,7 @@
 
 #include "cpu/depthwise_kernel.h"
 #include "ops/depthwise.h"
+#include "ops/glue.h"
 
 namespace leanconv {
 
@@ -26,10 +27,6 @@ using cpu::DwView;
 // float16 is converted to float and back.
 at::ScalarType kernel_type(at::ScalarType t) { return t == at::kHalf ? at::kFloat : t; }
 
-at::ScalarType compute_type(at::ScalarType t) {
-  return (t == at::kHalf || t == at::kBFloat16) ? at::kFloat : t;
-}
-
 DwType dw_type(at::ScalarType t) {
   switch (t) {
     case at::kFloat: return DwType::f32;
@@ -39,14 +36,7 @@ DwType dw_type(at::ScalarType t) {
   }
 }
 
-at::MemoryFormat layout_of(const at::Tensor& t) {
-  if (!prefers_channels_last(t)) return at::MemoryFormat::Contiguous;
-  return t.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::ChannelsLast3d;
-}
-
-void check_cpu(const at::Tensor& t, const char* name) {
-  TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor here, got device ", t.device());
-}
+void check_cpu(const at::Tensor& t, const char* name) { check_device(t, name, at::kCPU); }
 
 // (N, C, D, H, W) element strides; a 4-D tensor gets D = 1.
 DwView view_of(const at::Tensor& t) {
@@ -70,16 +60,6 @@ DwPlan plan_for(const DepthwiseParams& p, at::ScalarType t, DwOp op, const DwVie
   const int threads = at::get_num_threads();
   const bool channels_inner = source.stride[1] == 1;
   LEANCONV_CPU_DISPATCH(depthwise_plan, p, dw_type(t), op, threads, channels_inner);
-}
-
-void check_weight_for(const at::Tensor& weight, const at::Tensor& like, int64_t channels,
-                      int64_t dims) {
-  TORCH_CHECK(weight.dim() == dims + 2 && weight.size(0) == channels && weight.size(1) == 1,
-              "weight must have shape (C, 1, k...) with C = ", channels, " and ", dims,
-              " kernel sizes, got ", weight.sizes());
-  TORCH_CHECK(weight.scalar_type() == like.scalar_type(), "weight dtype ", weight.scalar_type(),
-              " does not match grad_output dtype ", like.scalar_type());
-  check_cpu(weight, "weight");
 }
 
 // A non-finite weight tap times the zero padding is NaN.  The kernels add every tap over a
@@ -164,11 +144,9 @@ at::Tensor depthwise_conv_backward_input_cpu(const at::Tensor& grad_output,
                                              c10::IntArrayRef stride, c10::IntArrayRef padding,
                                              c10::IntArrayRef dilation) {
   check_cpu(grad_output, "grad_output");
-  TORCH_CHECK(weight.dim() >= 3, "weight must have shape (C, 1, k...), got ", weight.sizes());
-  const DepthwiseParams p = depthwise_backward_params(grad_output, input_size,
-                                                      weight.sizes().slice(2), stride, padding,
-                                                      dilation);
-  check_weight_for(weight, grad_output, p.channels, p.spatial_dims);
+  const DepthwiseParams p = depthwise_backward_input_params(grad_output, weight, input_size, stride,
+                                                            padding, dilation);
+  check_cpu(weight, "weight");
   const auto mf = layout_of(grad_output);
   const auto opts = grad_output.options().memory_format(mf);
   if (p.batch * p.channels * p.in_plane() == 0) return at::empty(input_size, opts);
@@ -196,11 +174,8 @@ at::Tensor depthwise_conv_backward_weight_cpu(const at::Tensor& grad_output,
                                               c10::IntArrayRef dilation) {
   check_cpu(grad_output, "grad_output");
   check_cpu(input, "input");
-  TORCH_CHECK(input.scalar_type() == grad_output.scalar_type(), "input dtype ",
-              input.scalar_type(), " does not match grad_output dtype ",
-              grad_output.scalar_type());
-  const DepthwiseParams p = depthwise_backward_params(grad_output, input.sizes(), kernel_size,
-                                                      stride, padding, dilation);
+  const DepthwiseParams p = depthwise_backward_weight_params(grad_output, input, kernel_size,
+                                                             stride, padding, dilation);
   const std::vector<int64_t> wshape = depthwise_weight_shape(p);
   if (p.batch * p.channels * p.out_plane() == 0) return at::zeros(wshape, grad_output.options());
   const at::Tensor x = kernel_input(input), gy = kernel_input(grad_output);

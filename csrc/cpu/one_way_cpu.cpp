@@ -11,16 +11,12 @@
 
 #include "cpu/one_way_kernel.h"
 #include "ops/depthwise.h"
+#include "ops/glue.h"
 #include "ops/one_way.h"
 
 namespace leanconv {
 
 namespace {
-
-void check_cpu(const at::Tensor& input) {
-  TORCH_CHECK(input.device().is_cpu(), "input must be a CPU tensor here, got device ",
-              input.device());
-}
 
 at::Tensor one_way_conv_cpu(const at::Tensor& input, const std::optional<at::Tensor>& filter_d,
                             const at::Tensor& filter_h, const at::Tensor& filter_w,
@@ -28,7 +24,7 @@ at::Tensor one_way_conv_cpu(const at::Tensor& input, const std::optional<at::Ten
                             c10::IntArrayRef padding, c10::IntArrayRef dilation) {
   const DepthwiseParams p =
       one_way_forward_params(input, filter_d, filter_h, filter_w, scale, stride, padding, dilation);
-  check_cpu(input);
+  check_device(input, "input", at::kCPU);
   if (p.batch * p.channels * p.out_plane() == 0)
     return one_way_finish(at::empty(depthwise_output_shape(p), input.options()), input);
   const at::Tensor x = one_way_compute(input), fd = one_way_compute(filter_d),
@@ -58,10 +54,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> one_way_c
     c10::IntArrayRef padding, c10::IntArrayRef dilation, std::array<bool, 2> output_mask) {
   const DepthwiseParams p = one_way_backward_params(grad_output, input, filter_d, filter_h,
                                                     filter_w, scale, stride, padding, dilation);
-  check_cpu(input);
+  check_device(input, "input", at::kCPU);
   const bool need_gx = output_mask[0], need_gf = output_mask[1];
-  const bool has_d = filter_d.has_value() && filter_d->defined();
-  const bool has_scale = scale.has_value() && scale->defined();
+  const bool has_d = given(filter_d), has_scale = given(scale);
   const int64_t C = p.channels, row = p.kernel[0] + p.kernel[1] + p.kernel[2] + 1;
   const at::Tensor fd = one_way_compute(filter_d), fh = one_way_compute(filter_h),
                    fw = one_way_compute(filter_w), sc = one_way_compute(scale);

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "cpu/wave_kernel.h"
+#include "ops/glue.h"
 #include "ops/wave.h"
 
 namespace leanconv {
@@ -24,7 +25,7 @@ void wave_step_cpu(const at::Tensor& prev, const at::Tensor& now, const at::Tens
                    const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f, double k0,
                    double k1, double k2, int64_t steps) {
   const WaveStepParams p = wave_step_params(prev, now, a_k, b, negd, force, a_f, k0, k1, k2, steps);
-  TORCH_CHECK(prev.device().is_cpu(), "prev must be a CPU tensor here, got device ", prev.device());
+  check_device(prev, "prev", at::kCPU);
   if (steps == 0 || p.batch == 0) return;
   AT_DISPATCH_FLOATING_TYPES(prev.scalar_type(), "leanconv::wave_step_ (cpu)", [&] {
     const WaveStepData<scalar_t> d = wave_step_data<scalar_t>(prev, now, a_k, b, negd, force, a_f);
@@ -61,7 +62,7 @@ void wave_fd4_step_cpu(const at::Tensor& prev, const at::Tensor& now, const at::
                        const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f,
                        const std::optional<at::Tensor>& b, const std::optional<at::Tensor>& negd) {
   const WaveFd4Params p = wave_fd4_params(prev, now, cc, constants, signs, steps, force, a_f, b, negd);
-  TORCH_CHECK(prev.device().is_cpu(), "prev must be a CPU tensor here, got device ", prev.device());
+  check_device(prev, "prev", at::kCPU);
   if (steps == 0 || p.batch == 0) return;
   AT_DISPATCH_FLOATING_TYPES(prev.scalar_type(), "leanconv::wave_fd4_step_ (cpu)", [&] {
     const WaveFd4Data<scalar_t> d = wave_fd4_data<scalar_t>(prev, now, cc, force, a_f, b, negd);

@@ -32,6 +32,7 @@
 
 #include "cuda/depthwise_cuda_launch.h"
 #include "ops/depthwise.h"
+#include "ops/glue.h"
 
 namespace leanconv {
 
@@ -82,18 +83,7 @@ T* mptr(at::Tensor& t) {
   return static_cast<T*>(t.mutable_data_ptr());
 }
 
-void check_cuda(const at::Tensor& t, const char* name) {
-  TORCH_CHECK(t.is_cuda(), name, " must be a CUDA tensor here, got device ", t.device());
-}
-
-at::MemoryFormat layout_of(const at::Tensor& t) {
-  if (!prefers_channels_last(t)) return at::MemoryFormat::Contiguous;
-  return t.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::ChannelsLast3d;
-}
-
-at::Tensor in_layout(const at::Tensor& y, at::MemoryFormat mf) {
-  return mf == at::MemoryFormat::Contiguous ? y : y.contiguous(mf);
-}
+void check_cuda(const at::Tensor& t, const char* name) { check_device(t, name, at::kCUDA); }
 
 // y (contiguous, preallocated) = depthwise(x, w) + b for geometry g.
 void run_forward(const dw::Geom& g, const at::Tensor& x, const at::Tensor& w, const at::Tensor* b,
@@ -137,14 +127,8 @@ at::Tensor depthwise_conv_backward_input_cuda(const at::Tensor& grad_output, con
                                               c10::IntArrayRef input_size, c10::IntArrayRef stride,
                                               c10::IntArrayRef padding, c10::IntArrayRef dilation) {
   check_cuda(grad_output, "grad_output");
-  TORCH_CHECK(weight.dim() >= 3, "weight must have shape (C, 1, k...), got ", weight.sizes());
-  const DepthwiseParams p = depthwise_backward_params(grad_output, input_size, weight.sizes().slice(2),
-                                                      stride, padding, dilation);
-  TORCH_CHECK(weight.dim() == p.spatial_dims + 2 && weight.size(0) == p.channels && weight.size(1) == 1,
-              "weight must have shape (C, 1, k...) with C = ", p.channels, " and ", p.spatial_dims,
-              " kernel sizes, got ", weight.sizes());
-  TORCH_CHECK(weight.scalar_type() == grad_output.scalar_type(), "weight dtype ", weight.scalar_type(),
-              " does not match grad_output dtype ", grad_output.scalar_type());
+  const DepthwiseParams p = depthwise_backward_input_params(grad_output, weight, input_size, stride,
+                                                            padding, dilation);
   TORCH_CHECK(weight.device() == grad_output.device(), "weight is on ", weight.device(),
               " but grad_output is on ", grad_output.device());
   check_dtype(grad_output.scalar_type(), "depthwise_conv_backward_input");
@@ -175,12 +159,8 @@ at::Tensor depthwise_conv_backward_weight_cuda(const at::Tensor& grad_output, co
                                                c10::IntArrayRef padding, c10::IntArrayRef dilation) {
   check_cuda(grad_output, "grad_output");
   check_cuda(input, "input");
-  TORCH_CHECK(input.scalar_type() == grad_output.scalar_type(), "input dtype ", input.scalar_type(),
-              " does not match grad_output dtype ", grad_output.scalar_type());
-  TORCH_CHECK(input.device() == grad_output.device(), "input is on ", input.device(),
-              " but grad_output is on ", grad_output.device());
-  const DepthwiseParams p = depthwise_backward_params(grad_output, input.sizes(), kernel_size, stride,
-                                                      padding, dilation);
+  const DepthwiseParams p = depthwise_backward_weight_params(grad_output, input, kernel_size, stride,
+                                                             padding, dilation);
   check_dtype(grad_output.scalar_type(), "depthwise_conv_backward_weight");
   const c10::cuda::CUDAGuard guard(grad_output.device());
   const auto wshape = depthwise_weight_shape(p);

@@ -15,6 +15,7 @@
 
 #include "cuda/one_way_cuda_launch.h"
 #include "ops/depthwise.h"
+#include "ops/glue.h"
 #include "ops/one_way.h"
 
 namespace leanconv {
@@ -34,17 +35,13 @@ void check_smem(size_t bytes, const ow::Tile& t) {
               "; use shorter filters/dilations or run this layer on the CPU");
 }
 
-void check_cuda(const at::Tensor& input) {
-  TORCH_CHECK(input.is_cuda(), "input must be a CUDA tensor here, got device ", input.device());
-}
-
 at::Tensor one_way_conv_cuda(const at::Tensor& input, const std::optional<at::Tensor>& filter_d,
                              const at::Tensor& filter_h, const at::Tensor& filter_w,
                              const std::optional<at::Tensor>& scale, c10::IntArrayRef stride,
                              c10::IntArrayRef padding, c10::IntArrayRef dilation) {
   const DepthwiseParams p =
       one_way_forward_params(input, filter_d, filter_h, filter_w, scale, stride, padding, dilation);
-  check_cuda(input);
+  check_device(input, "input", at::kCUDA);
   c10::cuda::CUDAGuard guard(input.device());
   if (p.batch * p.channels * p.out_plane() == 0)
     return one_way_finish(at::empty(depthwise_output_shape(p), input.options()), input);
@@ -72,11 +69,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> one_way_c
     c10::IntArrayRef padding, c10::IntArrayRef dilation, std::array<bool, 2> output_mask) {
   const DepthwiseParams p = one_way_backward_params(grad_output, input, filter_d, filter_h,
                                                     filter_w, scale, stride, padding, dilation);
-  check_cuda(input);
+  check_device(input, "input", at::kCUDA);
   c10::cuda::CUDAGuard guard(input.device());
   const bool need_gx = output_mask[0], need_gf = output_mask[1];
-  const bool has_d = filter_d.has_value() && filter_d->defined();
-  const bool has_scale = scale.has_value() && scale->defined();
+  const bool has_d = given(filter_d), has_scale = given(scale);
   const int64_t C = p.channels, row = p.kernel[0] + p.kernel[1] + p.kernel[2] + 1;
   const at::Tensor fd = one_way_compute(filter_d), fh = one_way_compute(filter_h),
                    fw = one_way_compute(filter_w), sc = one_way_compute(scale);

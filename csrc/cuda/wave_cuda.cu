@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "ops/glue.h"
 #include "ops/wave.h"
 
 namespace leanconv {
@@ -76,7 +77,7 @@ void wave_step_cuda(const at::Tensor& prev, const at::Tensor& now, const at::Ten
                     const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f, double k0,
                     double k1, double k2, int64_t steps) {
   const WaveStepParams p = wave_step_params(prev, now, a_k, b, negd, force, a_f, k0, k1, k2, steps);
-  TORCH_CHECK(prev.is_cuda(), "prev must be a CUDA tensor here, got device ", prev.device());
+  check_device(prev, "prev", at::kCUDA);
   if (steps == 0 || p.batch == 0) return;
   const c10::cuda::CUDAGuard guard(prev.device());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();

@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "ops/glue.h"
+
 namespace leanconv {
 
 namespace {
@@ -27,9 +29,17 @@ void check_input_dims(const at::Tensor& t, const char* name) {
               " must be 4-D (N, C, H, W) or 5-D (N, C, D, H, W), got shape ", t.sizes());
 }
 
-// Fills sizes, geometry and output size; checks that the kernel fits.
-DepthwiseParams make_params(int dims, c10::IntArrayRef input_size,
-                            c10::IntArrayRef kernel_size, const DepthwiseGeometry& g) {
+std::vector<int64_t> shape_of(const DepthwiseParams& p, const int64_t* spatial, int64_t lead0,
+                              int64_t lead1) {
+  std::vector<int64_t> s = {lead0, lead1};
+  for (int a = 3 - p.spatial_dims; a < 3; ++a) s.push_back(spatial[a]);
+  return s;
+}
+
+}  // namespace
+
+DepthwiseParams depthwise_params(int dims, c10::IntArrayRef input_size,
+                                 c10::IntArrayRef kernel_size, const DepthwiseGeometry& g) {
   DepthwiseParams p;
   p.spatial_dims = dims;
   p.batch = input_size[0];
@@ -56,7 +66,12 @@ DepthwiseParams make_params(int dims, c10::IntArrayRef input_size,
   return p;
 }
 
-}  // namespace
+std::vector<int64_t> depthwise_output_shape(const DepthwiseParams& p) {
+  return shape_of(p, p.out, p.batch, p.channels);
+}
+std::vector<int64_t> depthwise_weight_shape(const DepthwiseParams& p) {
+  return shape_of(p, p.kernel, p.channels, 1);
+}
 
 DepthwiseGeometry depthwise_geometry(int dims, c10::IntArrayRef stride, c10::IntArrayRef padding,
                                      c10::IntArrayRef dilation) {
@@ -112,9 +127,12 @@ DepthwiseParams depthwise_forward_params(const at::Tensor& input, const at::Tens
                 " but input is on ", input.device());
   }
   auto g = depthwise_geometry(dims, stride, padding, dilation);
-  return make_params(dims, input.sizes(), weight.sizes().slice(2), g);
+  return depthwise_params(dims, input.sizes(), weight.sizes().slice(2), g);
 }
 
+namespace {
+
+// grad_output against an input of input_size and a kernel of kernel_size.
 DepthwiseParams depthwise_backward_params(const at::Tensor& grad_output,
                                           c10::IntArrayRef input_size,
                                           c10::IntArrayRef kernel_size,
@@ -127,41 +145,43 @@ DepthwiseParams depthwise_backward_params(const at::Tensor& grad_output,
   TORCH_CHECK(static_cast<int>(kernel_size.size()) == dims, "kernel_size must have ", dims,
               " values, got ", kernel_size);
   auto g = depthwise_geometry(dims, stride, padding, dilation);
-  auto p = make_params(dims, input_size, kernel_size, g);
+  auto p = depthwise_params(dims, input_size, kernel_size, g);
   const auto expected = depthwise_output_shape(p);
   TORCH_CHECK(grad_output.sizes() == c10::IntArrayRef(expected), "grad_output must have shape ",
               expected, " for input size ", input_size, ", got ", grad_output.sizes());
   return p;
 }
 
-DepthwiseParams depthwise_params(int dims, c10::IntArrayRef input_size,
-                                 c10::IntArrayRef kernel_size, const DepthwiseGeometry& g) {
-  return make_params(dims, input_size, kernel_size, g);
-}
-
-bool prefers_channels_last(const at::Tensor& t) {
-  if (t.is_contiguous()) return false;
-  return t.dim() == 4 ? t.is_contiguous(at::MemoryFormat::ChannelsLast)
-                      : t.dim() == 5 && t.is_contiguous(at::MemoryFormat::ChannelsLast3d);
-}
-
-namespace {
-std::vector<int64_t> shape_of(const DepthwiseParams& p, const int64_t* spatial, int64_t lead0,
-                              int64_t lead1) {
-  std::vector<int64_t> s = {lead0, lead1};
-  for (int a = 3 - p.spatial_dims; a < 3; ++a) s.push_back(spatial[a]);
-  return s;
-}
 }  // namespace
 
-std::vector<int64_t> depthwise_output_shape(const DepthwiseParams& p) {
-  return shape_of(p, p.out, p.batch, p.channels);
+DepthwiseParams depthwise_backward_input_params(const at::Tensor& grad_output,
+                                                const at::Tensor& weight,
+                                                c10::IntArrayRef input_size,
+                                                c10::IntArrayRef stride, c10::IntArrayRef padding,
+                                                c10::IntArrayRef dilation) {
+  TORCH_CHECK(weight.dim() >= 3, "weight must have shape (C, 1, k...), got ", weight.sizes());
+  const DepthwiseParams p = depthwise_backward_params(grad_output, input_size,
+                                                      weight.sizes().slice(2), stride, padding,
+                                                      dilation);
+  TORCH_CHECK(weight.dim() == p.spatial_dims + 2 && weight.size(0) == p.channels && weight.size(1) == 1,
+              "weight must have shape (C, 1, k...) with C = ", p.channels, " and ", p.spatial_dims,
+              " kernel sizes, got ", weight.sizes());
+  TORCH_CHECK(weight.scalar_type() == grad_output.scalar_type(), "weight dtype ", weight.scalar_type(),
+              " does not match grad_output dtype ", grad_output.scalar_type());
+  return p;
 }
-std::vector<int64_t> depthwise_input_shape(const DepthwiseParams& p) {
-  return shape_of(p, p.in, p.batch, p.channels);
-}
-std::vector<int64_t> depthwise_weight_shape(const DepthwiseParams& p) {
-  return shape_of(p, p.kernel, p.channels, 1);
+
+DepthwiseParams depthwise_backward_weight_params(const at::Tensor& grad_output,
+                                                 const at::Tensor& input,
+                                                 c10::IntArrayRef kernel_size,
+                                                 c10::IntArrayRef stride, c10::IntArrayRef padding,
+                                                 c10::IntArrayRef dilation) {
+  TORCH_CHECK(input.scalar_type() == grad_output.scalar_type(), "input dtype ", input.scalar_type(),
+              " does not match grad_output dtype ", grad_output.scalar_type());
+  TORCH_CHECK(input.device() == grad_output.device(), "input is on ", input.device(),
+              " but grad_output is on ", grad_output.device());
+  return depthwise_backward_params(grad_output, input.sizes(), kernel_size, stride, padding,
+                                   dilation);
 }
 
 namespace {
@@ -172,7 +192,7 @@ at::Tensor depthwise_conv_backward_bias(const at::Tensor& grad_output) {
   check_input_dims(grad_output, "grad_output");
   std::vector<int64_t> axes = {0};
   for (int64_t d = 2; d < grad_output.dim(); ++d) axes.push_back(d);
-  if (grad_output.scalar_type() == at::kHalf || grad_output.scalar_type() == at::kBFloat16) {
+  if (compute_type(grad_output.scalar_type()) != grad_output.scalar_type()) {
     return grad_output.sum(axes, false, at::kFloat).to(grad_output.scalar_type());
   }
   return grad_output.sum(axes);

@@ -31,13 +31,23 @@ DepthwiseParams depthwise_forward_params(const at::Tensor& input, const at::Tens
                                          c10::IntArrayRef stride, c10::IntArrayRef padding,
                                          c10::IntArrayRef dilation);
 
-// Checks backward arguments (grad_output against the given input size and
-// kernel size) and fills the params.
-DepthwiseParams depthwise_backward_params(const at::Tensor& grad_output,
-                                          c10::IntArrayRef input_size,
-                                          c10::IntArrayRef kernel_size,
-                                          c10::IntArrayRef stride, c10::IntArrayRef padding,
-                                          c10::IntArrayRef dilation);
+// Checks the arguments of depthwise_conv_backward_input (grad_output against
+// input_size and the weight's kernel size, the weight's shape (C, 1, k...)
+// and dtype) and fills the params.  The backends check the devices.
+DepthwiseParams depthwise_backward_input_params(const at::Tensor& grad_output,
+                                                const at::Tensor& weight,
+                                                c10::IntArrayRef input_size,
+                                                c10::IntArrayRef stride, c10::IntArrayRef padding,
+                                                c10::IntArrayRef dilation);
+
+// Checks the arguments of depthwise_conv_backward_weight (input's dtype and
+// device against grad_output's, grad_output against input's size and
+// kernel_size) and fills the params.
+DepthwiseParams depthwise_backward_weight_params(const at::Tensor& grad_output,
+                                                 const at::Tensor& input,
+                                                 c10::IntArrayRef kernel_size,
+                                                 c10::IntArrayRef stride, c10::IntArrayRef padding,
+                                                 c10::IntArrayRef dilation);
 
 // Checks that the kernel fits the padded input along every axis and fills
 // the params for an input of `input_size` (N, C, spatial...) and a kernel of
@@ -45,13 +55,8 @@ DepthwiseParams depthwise_backward_params(const at::Tensor& grad_output,
 DepthwiseParams depthwise_params(int dims, c10::IntArrayRef input_size,
                                  c10::IntArrayRef kernel_size, const DepthwiseGeometry& g);
 
-// True when the tensor's strides are those of channels_last (2-D) or
-// channels_last_3d (3-D) and not also plain contiguous.
-bool prefers_channels_last(const at::Tensor& t);
-
-// The output shape for params: (N, C, [D,] H, W).
+// The output shape for params: (N, C, [D,] H, W), and the weight's (C, 1, k...).
 std::vector<int64_t> depthwise_output_shape(const DepthwiseParams& p);
-std::vector<int64_t> depthwise_input_shape(const DepthwiseParams& p);
 std::vector<int64_t> depthwise_weight_shape(const DepthwiseParams& p);
 
 }  // namespace leanconv

@@ -5,6 +5,7 @@
 #include <torch/library.h>
 
 #include "ops/depthwise.h"
+#include "ops/glue.h"
 
 namespace leanconv {
 
@@ -56,14 +57,14 @@ DepthwiseParams one_way_forward_params(const at::Tensor& input,
   TORCH_CHECK(input.is_floating_point(), "input must be a floating-point tensor, got ",
               input.scalar_type());
   const int dims = static_cast<int>(input.dim()) - 2;
-  const bool has_d = filter_d.has_value() && filter_d->defined();
+  const bool has_d = given(filter_d);
   TORCH_CHECK(has_d == (dims == 3), dims == 3
                                         ? "filter_d is required for a 5-D (N, C, D, H, W) input"
                                         : "filter_d must be None for a 4-D (N, C, H, W) input");
   if (has_d) check_filter(*filter_d, input, "filter_d");
   check_filter(filter_h, input, "filter_h");
   check_filter(filter_w, input, "filter_w");
-  if (scale.has_value() && scale->defined()) {
+  if (given(scale)) {
     TORCH_CHECK(scale->dim() == 1 && scale->size(0) == input.size(1), "scale must have shape (",
                 input.size(1), ",) = (input channels,), got ", scale->sizes());
     check_like(*scale, input, "scale");
@@ -93,20 +94,16 @@ DepthwiseParams one_way_backward_params(const at::Tensor& grad_output, const at:
 }
 
 at::Tensor one_way_compute(const at::Tensor& t) {
-  const auto st = t.scalar_type();
-  const auto ct = (st == at::kHalf || st == at::kBFloat16) ? at::kFloat : st;
-  return t.to(ct).contiguous();
+  return t.to(compute_type(t.scalar_type())).contiguous();
 }
 
 at::Tensor one_way_compute(const std::optional<at::Tensor>& t) {
-  return t.has_value() && t->defined() ? one_way_compute(*t) : at::Tensor();
+  return given(t) ? one_way_compute(*t) : at::Tensor();
 }
 
 at::Tensor one_way_finish(const at::Tensor& y, const at::Tensor& input) {
   at::Tensor out = y.scalar_type() == input.scalar_type() ? y : y.to(input.scalar_type());
-  if (!prefers_channels_last(input)) return out;
-  return out.contiguous(input.dim() == 4 ? at::MemoryFormat::ChannelsLast
-                                         : at::MemoryFormat::ChannelsLast3d);
+  return in_layout(out, layout_of(input));
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> one_way_backward_results(

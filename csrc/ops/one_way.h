@@ -19,14 +19,6 @@
 
 namespace leanconv {
 
-// The filters of one call in the layout the kernels read: contiguous (C, k)
-// rows per axis (index 0 = D, 1 = H, 2 = W); the D filter of a 2-D call is
-// absent (the kernels then use 1).
-struct OneWayFilters {
-  at::Tensor d, h, w;        // (C, kD), (C, kH), (C, kW); d undefined in 2-D
-  at::Tensor scale;          // (C,) or undefined (= 1)
-};
-
 // Checks the forward arguments and fills the geometry (DepthwiseParams, with
 // kernel[a] = the length of the filter along axis a).
 DepthwiseParams one_way_forward_params(const at::Tensor& input,

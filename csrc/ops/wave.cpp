@@ -6,11 +6,11 @@
 
 #include <cmath>
 
+#include "ops/glue.h"
+
 namespace leanconv {
 
 namespace {
-
-bool given(const std::optional<at::Tensor>& t) { return t.has_value() && t->defined(); }
 
 void check_coefficient(const at::Tensor& t, const char* name, const at::Tensor& state) {
   TORCH_CHECK(t.dim() == 3 && (t.size(0) == 1 || t.size(0) == state.size(0)) &&
