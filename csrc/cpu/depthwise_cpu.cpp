@@ -56,7 +56,7 @@ at::Tensor kernel_input(const at::Tensor& t) {
   return t.scalar_type() == at::kHalf ? t.to(at::kFloat) : t;
 }
 
-DwPlan plan_for(const DepthwiseParams& p, at::ScalarType t, DwOp op, const DwView& source) {
+DwPlan plan_for(const ConvGeometry& p, at::ScalarType t, DwOp op, const DwView& source) {
   const int threads = at::get_num_threads();
   const bool channels_inner = source.stride[1] == 1;
   LEANCONV_CPU_DISPATCH(depthwise_plan, p, dw_type(t), op, threads, channels_inner);
@@ -82,39 +82,42 @@ bool all_finite(const at::Tensor& w) {
 // skips the taps that fall on symmetric padding; asymmetric padding is what a user of
 // nn.Conv2d writes as F.pad + conv, so it is padded explicitly here too.
 at::Tensor forward_by_aten(const at::Tensor& input, const at::Tensor& weight,
-                           const std::optional<at::Tensor>& bias, const DepthwiseGeometry& g) {
-  const int64_t n = g.dims;
+                           const std::optional<at::Tensor>& bias, const ConvGeometry& g) {
+  const int64_t n = g.spatial_dims;
+  const std::vector<int64_t> pad_lo = spatial(g.pad, n), pad_hi = spatial(g.pad_after, n);
   at::Tensor x = input;
-  std::vector<int64_t> pad = g.pad_lo;
-  if (g.pad_lo != g.pad_hi) {
+  std::vector<int64_t> pad = pad_lo;
+  if (pad_lo != pad_hi) {
     std::vector<int64_t> pairs;  // constant_pad_nd wants the last axis first
-    for (int64_t i = n - 1; i >= 0; --i) pairs.insert(pairs.end(), {g.pad_lo[i], g.pad_hi[i]});
+    for (int64_t i = n - 1; i >= 0; --i) pairs.insert(pairs.end(), {pad_lo[i], pad_hi[i]});
     x = at::constant_pad_nd(input, pairs, 0);
     pad.assign(n, 0);
   }
   const std::vector<int64_t> zeros(n, 0);
-  return at::convolution(x, weight, bias, g.stride, pad, g.dilation, false, zeros, input.size(1))
+  return at::convolution(x, weight, bias, spatial(g.stride, n), pad, spatial(g.dilation, n), false,
+                         zeros, input.size(1))
       .contiguous(layout_of(input));
 }
 
 at::Tensor backward_input_by_aten(const at::Tensor& grad_output, const at::Tensor& weight,
-                                  c10::IntArrayRef input_size, const DepthwiseGeometry& g) {
-  const int64_t n = g.dims;
+                                  c10::IntArrayRef input_size, const ConvGeometry& g) {
+  const int64_t n = g.spatial_dims;
+  const int off = 3 - g.spatial_dims;
   std::vector<int64_t> padded(input_size.begin(), input_size.end());
-  for (int64_t i = 0; i < n; ++i) padded[2 + i] += g.pad_lo[i] + g.pad_hi[i];
+  for (int64_t i = 0; i < n; ++i) padded[2 + i] += g.pad[off + i] + g.pad_after[off + i];
   const std::vector<int64_t> zeros(n, 0);
   const at::Tensor shape_only = at::empty(padded, grad_output.options());
   at::Tensor gx = std::get<0>(at::convolution_backward(
-      grad_output, shape_only, weight, std::nullopt, g.stride, zeros, g.dilation, false, zeros,
-      input_size[1], {true, false, false}));
-  for (int64_t i = 0; i < n; ++i) gx = gx.narrow(2 + i, g.pad_lo[i], input_size[2 + i]);
+      grad_output, shape_only, weight, std::nullopt, spatial(g.stride, n), zeros,
+      spatial(g.dilation, n), false, zeros, input_size[1], {true, false, false}));
+  for (int64_t i = 0; i < n; ++i) gx = gx.narrow(2 + i, g.pad[off + i], input_size[2 + i]);
   return gx.contiguous(layout_of(grad_output));
 }
 
 at::Tensor depthwise_conv_cpu(const at::Tensor& input, const at::Tensor& weight,
                               const std::optional<at::Tensor>& bias, c10::IntArrayRef stride,
                               c10::IntArrayRef padding, c10::IntArrayRef dilation) {
-  const DepthwiseParams p = depthwise_forward_params(input, weight, bias, stride, padding, dilation);
+  const ConvGeometry p = depthwise_forward_params(input, weight, bias, stride, padding, dilation);
   check_cpu(input, "input");
   const auto mf = layout_of(input);
   if (p.batch * p.channels * p.out_plane() == 0)
@@ -124,7 +127,7 @@ at::Tensor depthwise_conv_cpu(const at::Tensor& input, const at::Tensor& weight,
   const auto ct = compute_type(kt);
   const at::Tensor w = weight.to(ct).contiguous();
   if (!all_finite(w))
-    return forward_by_aten(input, weight, bias, depthwise_geometry(p.spatial_dims, stride, padding, dilation));
+    return forward_by_aten(input, weight, bias, p);
   at::Tensor b;
   if (bias.has_value() && bias->defined()) b = bias->to(ct).contiguous();
   at::Tensor y = at::empty(depthwise_output_shape(p), x.options().memory_format(mf));
@@ -144,8 +147,8 @@ at::Tensor depthwise_conv_backward_input_cpu(const at::Tensor& grad_output,
                                              c10::IntArrayRef stride, c10::IntArrayRef padding,
                                              c10::IntArrayRef dilation) {
   check_cpu(grad_output, "grad_output");
-  const DepthwiseParams p = depthwise_backward_input_params(grad_output, weight, input_size, stride,
-                                                            padding, dilation);
+  const ConvGeometry p = depthwise_backward_input_params(grad_output, weight, input_size, stride,
+                                                         padding, dilation);
   check_cpu(weight, "weight");
   const auto mf = layout_of(grad_output);
   const auto opts = grad_output.options().memory_format(mf);
@@ -155,8 +158,7 @@ at::Tensor depthwise_conv_backward_input_cpu(const at::Tensor& grad_output,
   const auto kt = gy.scalar_type();
   const at::Tensor w = weight.to(compute_type(kt)).contiguous();
   if (!all_finite(w))
-    return backward_input_by_aten(grad_output, weight, input_size,
-                                  depthwise_geometry(p.spatial_dims, stride, padding, dilation));
+    return backward_input_by_aten(grad_output, weight, input_size, p);
   at::Tensor gx = at::empty(input_size, gy.options().memory_format(mf));
   const DwView gyv = view_of(gy), gxv = view_of(gx);
   const DwPlan plan = plan_for(p, kt, DwOp::backward_input, gyv);
@@ -174,8 +176,8 @@ at::Tensor depthwise_conv_backward_weight_cpu(const at::Tensor& grad_output,
                                               c10::IntArrayRef dilation) {
   check_cpu(grad_output, "grad_output");
   check_cpu(input, "input");
-  const DepthwiseParams p = depthwise_backward_weight_params(grad_output, input, kernel_size,
-                                                             stride, padding, dilation);
+  const ConvGeometry p = depthwise_backward_weight_params(grad_output, input, kernel_size,
+                                                          stride, padding, dilation);
   const std::vector<int64_t> wshape = depthwise_weight_shape(p);
   if (p.batch * p.channels * p.out_plane() == 0) return at::zeros(wshape, grad_output.options());
   const at::Tensor x = kernel_input(input), gy = kernel_input(grad_output);

@@ -73,7 +73,7 @@ struct Job {
   bool flip = false;
 };
 
-Job forward_job(const DepthwiseParams& p) {
+Job forward_job(const ConvGeometry& p) {
   Job j;
   for (int a = 0; a < 3; ++a) {
     j.src[a] = p.in[a];
@@ -87,7 +87,7 @@ Job forward_job(const DepthwiseParams& p) {
   return j;
 }
 
-Job backward_input_job(const DepthwiseParams& p) {
+Job backward_input_job(const ConvGeometry& p) {
   Job j;
   for (int a = 0; a < 3; ++a) {
     j.src[a] = p.out[a];
@@ -102,7 +102,7 @@ Job backward_input_job(const DepthwiseParams& p) {
   return j;
 }
 
-int band_axis(const DepthwiseParams& p) { return p.spatial_dims == 3 ? 0 : 1; }
+int band_axis(const ConvGeometry& p) { return p.spatial_dims == 3 ? 0 : 1; }
 
 // Tile extents for a band of `rows` output rows along the band axis.
 struct TileShape {
@@ -457,7 +457,7 @@ struct Tiles {
 };
 
 template <typename S, typename T, typename Fn>
-void for_each_band(const DepthwiseParams& p, const DwPlan& plan, const Job& j, const DwView& src,
+void for_each_band(const ConvGeometry& p, const DwPlan& plan, const Job& j, const DwView& src,
                    int64_t begin, int64_t end, Tiles<T>& tiles, Fn&& fn) {
   const int ab = band_axis(p);
   tiles.full = tile_shape(j, ab, plan.band_len);
@@ -497,7 +497,7 @@ void for_each_row(const Job& j, int ab, const Item& item, Fn&& fn) {
 
 // Forward-shaped job: dst = conv(src, w) (+ bias).
 template <typename S>
-void run_forward_job(const DepthwiseParams& p, const DwPlan& plan, const Job& j, const DwView& src,
+void run_forward_job(const ConvGeometry& p, const DwPlan& plan, const Job& j, const DwView& src,
                      const void* wv, const void* bv, const DwView& dst, int64_t begin, int64_t end) {
   using T = typename compute_of<S>::type;
   constexpr int L = kLanes<T>;
@@ -545,7 +545,7 @@ void run_forward_job(const DepthwiseParams& p, const DwPlan& plan, const Job& j,
 constexpr int64_t kDirectMaxTaps = 25;
 
 template <typename T>
-bool direct_ok(const DepthwiseParams& p, const Job& j, const DwView& src, const DwView& dst) {
+bool direct_ok(const ConvGeometry& p, const Job& j, const DwView& src, const DwView& dst) {
   return j.up[0] == 1 && j.up[1] == 1 && j.up[2] == 1 && j.s[2] == 1 && j.d[2] == 1 &&
          src.stride[1] == 1 && dst.stride[1] == 1 && p.channels % kLanes<T> == 0 &&
          j.k[0] * j.k[1] * j.k[2] <= kDirectMaxTaps;
@@ -557,7 +557,7 @@ bool direct_ok(const DepthwiseParams& p, const Job& j, const DwView& src, const 
 // output would not stay in the L2 cache anyway), when every vector store is
 // aligned.
 template <typename T>
-bool stream_output(const DepthwiseParams& p, const Job& j, const DwView& dst) {
+bool stream_output(const ConvGeometry& p, const Job& j, const DwView& dst) {
   constexpr int64_t kStreamMinBytes = int64_t{4} << 20;
   constexpr int L = kLanes<T>;
   const int64_t bytes = p.batch * p.channels * j.out[0] * j.out[1] * j.out[2] * int64_t{sizeof(T)};
@@ -568,7 +568,7 @@ bool stream_output(const DepthwiseParams& p, const Job& j, const DwView& dst) {
 }
 
 template <typename T>
-void run_direct_job(const DepthwiseParams& p, const DwPlan& plan, const Job& j, const DwView& src,
+void run_direct_job(const ConvGeometry& p, const DwPlan& plan, const Job& j, const DwView& src,
                     const T* w, const T* bias, const DwView& dst, int64_t begin, int64_t end) {
   constexpr int L = kLanes<T>;
   const int ab = band_axis(p);
@@ -623,7 +623,7 @@ void run_direct_job(const DepthwiseParams& p, const DwPlan& plan, const Job& j, 
 }
 
 template <typename S>
-void run_job(const DepthwiseParams& p, const DwPlan& plan, const Job& j, const DwView& src,
+void run_job(const ConvGeometry& p, const DwPlan& plan, const Job& j, const DwView& src,
              const void* w, const void* bias, const DwView& dst, int64_t begin, int64_t end) {
   using T = typename compute_of<S>::type;
   if constexpr (std::is_same_v<S, T>) {
@@ -635,7 +635,7 @@ void run_job(const DepthwiseParams& p, const DwPlan& plan, const Job& j, const D
 }
 
 template <typename S>
-void run_backward_weight(const DepthwiseParams& p, const DwPlan& plan, const DwView& x,
+void run_backward_weight(const ConvGeometry& p, const DwPlan& plan, const DwView& x,
                          const DwView& gy, void* partial, int64_t begin, int64_t end) {
   using T = typename compute_of<S>::type;
   constexpr int L = kLanes<T>;
@@ -671,7 +671,7 @@ void run_backward_weight(const DepthwiseParams& p, const DwPlan& plan, const DwV
 }
 
 template <typename T>
-DwPlan make_plan(const DepthwiseParams& p, DwOp op, int threads, bool channels_inner) {
+DwPlan make_plan(const ConvGeometry& p, DwOp op, int threads, bool channels_inner) {
   DwPlan plan;
   plan.lanes = kLanes<T>;
   plan.channel_blocks = (p.channels + plan.lanes - 1) / plan.lanes;
@@ -709,14 +709,14 @@ DwPlan make_plan(const DepthwiseParams& p, DwOp op, int threads, bool channels_i
 
 }  // namespace
 
-DwPlan depthwise_plan(const DepthwiseParams& p, DwType type, DwOp op, int threads,
+DwPlan depthwise_plan(const ConvGeometry& p, DwType type, DwOp op, int threads,
                       bool channels_inner) {
   return type == DwType::f64 ? make_plan<double>(p, op, threads, channels_inner)
                              : make_plan<float>(p, op, threads, channels_inner);
 }
 
 namespace {
-void run_job_of_type(DwType type, const DepthwiseParams& p, const DwPlan& plan, const Job& j,
+void run_job_of_type(DwType type, const ConvGeometry& p, const DwPlan& plan, const Job& j,
                      const DwView& src, const void* w, const void* bias, const DwView& dst,
                      int64_t begin, int64_t end) {
   switch (type) {
@@ -727,17 +727,17 @@ void run_job_of_type(DwType type, const DepthwiseParams& p, const DwPlan& plan, 
 }
 }  // namespace
 
-void depthwise_forward(const DepthwiseParams& p, const DwPlan& plan, DwType type, DwView x,
+void depthwise_forward(const ConvGeometry& p, const DwPlan& plan, DwType type, DwView x,
                        const void* w, const void* bias, DwView y, int64_t begin, int64_t end) {
   run_job_of_type(type, p, plan, forward_job(p), x, w, bias, y, begin, end);
 }
 
-void depthwise_backward_input(const DepthwiseParams& p, const DwPlan& plan, DwType type, DwView gy,
+void depthwise_backward_input(const ConvGeometry& p, const DwPlan& plan, DwType type, DwView gy,
                               const void* w, DwView gx, int64_t begin, int64_t end) {
   run_job_of_type(type, p, plan, backward_input_job(p), gy, w, nullptr, gx, begin, end);
 }
 
-void depthwise_backward_weight(const DepthwiseParams& p, const DwPlan& plan, DwType type, DwView x,
+void depthwise_backward_weight(const ConvGeometry& p, const DwPlan& plan, DwType type, DwView x,
                                DwView gy, void* gw_partial, int64_t begin, int64_t end) {
   switch (type) {
     case DwType::f32: return run_backward_weight<float>(p, plan, x, gy, gw_partial, begin, end);

@@ -18,7 +18,7 @@
 #include <cstdint>
 
 #include "cpu/isa.h"
-#include "ops/depthwise_params.h"
+#include "ops/conv_geometry.h"
 
 namespace leanconv::cpu {
 
@@ -50,22 +50,22 @@ struct DwPlan {
 #define LEANCONV_DEPTHWISE_CPU_KERNELS                                                          \
   /* The item decomposition of `op` for `threads` threads; channels_inner: the source has */  \
   /* channel stride 1 (channels_last). */                                                       \
-  ::leanconv::cpu::DwPlan depthwise_plan(const ::leanconv::DepthwiseParams& p,                  \
+  ::leanconv::cpu::DwPlan depthwise_plan(const ::leanconv::ConvGeometry& p,                  \
                                          ::leanconv::cpu::DwType type, ::leanconv::cpu::DwOp op, \
                                          int threads, bool channels_inner);                     \
   /* y = depthwise(x, w) + bias.  w: contiguous (C, k...) and bias (C) or null, both in the */  \
   /* compute type (float for bfloat16). */                                                      \
-  void depthwise_forward(const ::leanconv::DepthwiseParams& p, const ::leanconv::cpu::DwPlan& plan, \
+  void depthwise_forward(const ::leanconv::ConvGeometry& p, const ::leanconv::cpu::DwPlan& plan, \
                          ::leanconv::cpu::DwType type, ::leanconv::cpu::DwView x, const void* w, \
                          const void* bias, ::leanconv::cpu::DwView y, int64_t begin, int64_t end); \
   /* gx = grad_input(gy, w), any stride. */                                                     \
-  void depthwise_backward_input(const ::leanconv::DepthwiseParams& p,                           \
+  void depthwise_backward_input(const ::leanconv::ConvGeometry& p,                           \
                                 const ::leanconv::cpu::DwPlan& plan, ::leanconv::cpu::DwType type, \
                                 ::leanconv::cpu::DwView gy, const void* w,                      \
                                 ::leanconv::cpu::DwView gx, int64_t begin, int64_t end);        \
   /* gw_partial (C, k...) in the compute type += the weight gradient of the items; it is */    \
   /* accumulated into, not cleared (one buffer per thread, summed by the caller). */           \
-  void depthwise_backward_weight(const ::leanconv::DepthwiseParams& p,                          \
+  void depthwise_backward_weight(const ::leanconv::ConvGeometry& p,                          \
                                  const ::leanconv::cpu::DwPlan& plan, ::leanconv::cpu::DwType type, \
                                  ::leanconv::cpu::DwView x, ::leanconv::cpu::DwView gy,         \
                                  void* gw_partial, int64_t begin, int64_t end);

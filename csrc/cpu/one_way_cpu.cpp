@@ -22,7 +22,7 @@ at::Tensor one_way_conv_cpu(const at::Tensor& input, const std::optional<at::Ten
                             const at::Tensor& filter_h, const at::Tensor& filter_w,
                             const std::optional<at::Tensor>& scale, c10::IntArrayRef stride,
                             c10::IntArrayRef padding, c10::IntArrayRef dilation) {
-  const DepthwiseParams p =
+  const ConvGeometry p =
       one_way_forward_params(input, filter_d, filter_h, filter_w, scale, stride, padding, dilation);
   check_device(input, "input", at::kCPU);
   if (p.batch * p.channels * p.out_plane() == 0)
@@ -52,8 +52,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> one_way_c
     const std::optional<at::Tensor>& filter_d, const at::Tensor& filter_h,
     const at::Tensor& filter_w, const std::optional<at::Tensor>& scale, c10::IntArrayRef stride,
     c10::IntArrayRef padding, c10::IntArrayRef dilation, std::array<bool, 2> output_mask) {
-  const DepthwiseParams p = one_way_backward_params(grad_output, input, filter_d, filter_h,
-                                                    filter_w, scale, stride, padding, dilation);
+  const ConvGeometry p = one_way_backward_params(grad_output, input, filter_d, filter_h,
+                                                 filter_w, scale, stride, padding, dilation);
   check_device(input, "input", at::kCPU);
   const bool need_gx = output_mask[0], need_gf = output_mask[1];
   const bool has_d = given(filter_d), has_scale = given(scale);

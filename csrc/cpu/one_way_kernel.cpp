@@ -148,10 +148,10 @@ void pad_row(const T* src, int64_t w, int64_t pad, T* dst, int64_t ext) {
 
 // Geometry of one call, read by every helper below.
 struct Plan {
-  const DepthwiseParams& p;
+  const ConvGeometry& p;
   const OneWayScratch s;
   int64_t H, W, oh, ow, kh, kw, sy, sx, dy, dx, pad_h, pad_w, halo;
-  explicit Plan(const DepthwiseParams& q, bool backward)
+  explicit Plan(const ConvGeometry& q, bool backward)
       : p(q), s(one_way_scratch(q, backward)), H(q.in[1]), W(q.in[2]), oh(q.out[1]),
         ow(q.out[2]), kh(q.kernel[1]), kw(q.kernel[2]), sy(q.stride[1]), sx(q.stride[2]),
         dy(q.dilation[1]), dx(q.dilation[2]), pad_h(q.pad[1]), pad_w(q.pad[2]),
@@ -362,7 +362,7 @@ struct SlicePairs {
   int64_t oz[64], kz[64];
 };
 
-void pairs_of(const DepthwiseParams& p, int64_t zp, int64_t kz0, int64_t kz1, SlicePairs& out) {
+void pairs_of(const ConvGeometry& p, int64_t zp, int64_t kz0, int64_t kz1, SlicePairs& out) {
   out.n = 0;
   for (int64_t kz = kz0; kz < kz1; ++kz) {
     const int64_t q = zp - kz * p.dilation[0];
@@ -375,7 +375,7 @@ void pairs_of(const DepthwiseParams& p, int64_t zp, int64_t kz0, int64_t kz1, Sl
 template <typename T>
 void forward_plane(const Plan& g, const T* x, const T* fd, const T* fh, const T* fw, T sc, T* y,
                    T* scratch) {
-  const DepthwiseParams& p = g.p;
+  const ConvGeometry& p = g.p;
   const int64_t in_slice = g.H * g.W, out_slice = g.oh * g.ow, KD = p.kernel[0];
   T* ch = scratch + g.s.coef;
   if (KD == 1) {
@@ -413,7 +413,7 @@ void forward_plane(const Plan& g, const T* x, const T* fd, const T* fh, const T*
 template <typename T>
 void backward_plane(const Plan& g, const T* gy, const T* x, const T* fd, const T* fh, const T* fw,
                     T sc, T* gx, T* gf, T* scratch) {
-  const DepthwiseParams& p = g.p;
+  const ConvGeometry& p = g.p;
   const int64_t in_slice = g.H * g.W, out_slice = g.oh * g.ow, KD = p.kernel[0];
   T* gfd = gf;
   T* gfh = gf ? gf + KD : nullptr;
@@ -486,7 +486,7 @@ void backward_plane(const Plan& g, const T* gy, const T* x, const T* fd, const T
 }
 
 template <typename T>
-void forward_planar(const DepthwiseParams& p, const T* x, const T* fd, const T* fh, const T* fw,
+void forward_planar(const ConvGeometry& p, const T* x, const T* fd, const T* fh, const T* fw,
                     const T* scale, T* y, T* scratch, int64_t begin, int64_t end) {
   const Plan g(p, false);
   const int64_t C = p.channels;
@@ -499,7 +499,7 @@ void forward_planar(const DepthwiseParams& p, const T* x, const T* fd, const T* 
 }
 
 template <typename T>
-void backward_planar(const DepthwiseParams& p, const T* gy, const T* x, const T* fd, const T* fh,
+void backward_planar(const ConvGeometry& p, const T* gy, const T* x, const T* fd, const T* fh,
                      const T* fw, const T* scale, T* gx, T* gf, T* scratch, int64_t begin,
                      int64_t end) {
   const Plan g(p, true);
@@ -516,12 +516,12 @@ void backward_planar(const DepthwiseParams& p, const T* gy, const T* x, const T*
 }  // namespace
 
 #define LEANCONV_DEFINE(T)                                                                    \
-  void one_way_forward_planar(const DepthwiseParams& p, const T* x, const T* fd, const T* fh, \
+  void one_way_forward_planar(const ConvGeometry& p, const T* x, const T* fd, const T* fh, \
                               const T* fw, const T* scale, T* y, T* scratch, int64_t begin,   \
                               int64_t end) {                                                  \
     forward_planar<T>(p, x, fd, fh, fw, scale, y, scratch, begin, end);                       \
   }                                                                                           \
-  void one_way_backward_planar(const DepthwiseParams& p, const T* gy, const T* x, const T* fd, \
+  void one_way_backward_planar(const ConvGeometry& p, const T* gy, const T* x, const T* fd, \
                                const T* fh, const T* fw, const T* scale, T* gx, T* gf,        \
                                T* scratch, int64_t begin, int64_t end) {                      \
     backward_planar<T>(p, gy, x, fd, fh, fw, scale, gx, gf, scratch, begin, end);             \

@@ -14,7 +14,7 @@
 #include <cstdint>
 
 #include "cpu/isa.h"
-#include "ops/depthwise_params.h"
+#include "ops/conv_geometry.h"
 
 namespace leanconv::cpu {
 
@@ -32,7 +32,7 @@ struct OneWayScratch {
   int64_t xp = 0, gp = 0, gyf = 0, gxp = 0;  // flat path: blocks of rows of ext_w columns
 };
 
-static inline OneWayScratch one_way_scratch(const ::leanconv::DepthwiseParams& p, bool backward) {
+static inline OneWayScratch one_way_scratch(const ::leanconv::ConvGeometry& p, bool backward) {
   OneWayScratch s;
   const int64_t ow = p.out[2], oh = p.out[1];
   s.ext_w = (ow - 1) * p.stride[2] + (p.kernel[2] - 1) * p.dilation[2] + 1;
@@ -74,13 +74,13 @@ static inline OneWayScratch one_way_scratch(const ::leanconv::DepthwiseParams& p
 #define LEANCONV_ONE_WAY_CPU_KERNELS(T)                                                         \
   /* y = scale * (D o H o W filters)(x); scale/fd may be null; scratch: one_way_scratch(p, */  \
   /* false).elems elements. */                                                                  \
-  void one_way_forward_planar(const ::leanconv::DepthwiseParams& p, const T* x, const T* fd,    \
+  void one_way_forward_planar(const ::leanconv::ConvGeometry& p, const T* x, const T* fd,    \
                               const T* fh, const T* fw, const T* scale, T* y, T* scratch,       \
                               int64_t begin, int64_t end);                                      \
   /* Gradients of the planes in [begin, end).  gx (planar like x) is written when non-null.  */ \
   /* When gf is non-null, the filter and scale gradients are ADDED to gf, laid out as       */  \
   /* (C, kD + kH + kW + 1): per channel the D, H, W filter gradients and the scale one.     */  \
-  void one_way_backward_planar(const ::leanconv::DepthwiseParams& p, const T* gy, const T* x,   \
+  void one_way_backward_planar(const ::leanconv::ConvGeometry& p, const T* gy, const T* x,   \
                                const T* fd, const T* fh, const T* fw, const T* scale, T* gx,    \
                                T* gf, T* scratch, int64_t begin, int64_t end);
 

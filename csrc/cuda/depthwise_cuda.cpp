@@ -107,7 +107,7 @@ void run_forward(const dw::Geom& g, const at::Tensor& x, const at::Tensor& w, co
 at::Tensor depthwise_conv_cuda(const at::Tensor& input, const at::Tensor& weight,
                                const std::optional<at::Tensor>& bias, c10::IntArrayRef stride,
                                c10::IntArrayRef padding, c10::IntArrayRef dilation) {
-  const DepthwiseParams p = depthwise_forward_params(input, weight, bias, stride, padding, dilation);
+  const ConvGeometry p = depthwise_forward_params(input, weight, bias, stride, padding, dilation);
   check_cuda(input, "input");
   check_dtype(input.scalar_type(), "depthwise_conv");
   const c10::cuda::CUDAGuard guard(input.device());
@@ -127,8 +127,8 @@ at::Tensor depthwise_conv_backward_input_cuda(const at::Tensor& grad_output, con
                                               c10::IntArrayRef input_size, c10::IntArrayRef stride,
                                               c10::IntArrayRef padding, c10::IntArrayRef dilation) {
   check_cuda(grad_output, "grad_output");
-  const DepthwiseParams p = depthwise_backward_input_params(grad_output, weight, input_size, stride,
-                                                            padding, dilation);
+  const ConvGeometry p = depthwise_backward_input_params(grad_output, weight, input_size, stride,
+                                                         padding, dilation);
   TORCH_CHECK(weight.device() == grad_output.device(), "weight is on ", weight.device(),
               " but grad_output is on ", grad_output.device());
   check_dtype(grad_output.scalar_type(), "depthwise_conv_backward_input");
@@ -159,8 +159,8 @@ at::Tensor depthwise_conv_backward_weight_cuda(const at::Tensor& grad_output, co
                                                c10::IntArrayRef padding, c10::IntArrayRef dilation) {
   check_cuda(grad_output, "grad_output");
   check_cuda(input, "input");
-  const DepthwiseParams p = depthwise_backward_weight_params(grad_output, input, kernel_size, stride,
-                                                             padding, dilation);
+  const ConvGeometry p = depthwise_backward_weight_params(grad_output, input, kernel_size, stride,
+                                                          padding, dilation);
   check_dtype(grad_output.scalar_type(), "depthwise_conv_backward_weight");
   const c10::cuda::CUDAGuard guard(grad_output.device());
   const auto wshape = depthwise_weight_shape(p);

@@ -29,7 +29,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "ops/depthwise_params.h"
+#include "ops/conv_geometry.h"
 
 #if defined(__CUDACC__)
 #define LC_HD __host__ __device__
@@ -78,7 +78,7 @@ struct Geom {
   int64_t pd, ph, pw;
 };
 
-inline Geom make_geom(const DepthwiseParams& p) {
+inline Geom make_geom(const ConvGeometry& p) {
   Geom g;
   g.N = p.batch;
   g.C = p.channels;

@@ -24,14 +24,26 @@ namespace {
 
 namespace ow = cuda_one_way;
 
+// The kernels' tiling for p; the call fails with a clear message when the
+// int index arithmetic of the kernels cannot hold the sizes.
+ow::OneWayCudaTiling tiling_for(const ConvGeometry& p) {
+  const ow::OneWayCudaTiling t = ow::plan_tiling(p);
+  TORCH_CHECK(t.fits_int,
+              "one_way_conv (cuda): kernel sizes, strides or dilations too large for the fused "
+              "kernel's 32-bit indexing (kernel ", c10::IntArrayRef(p.kernel), ", stride ",
+              c10::IntArrayRef(p.stride), ", dilation ", c10::IntArrayRef(p.dilation),
+              " in D, H, W order); run this layer on the CPU");
+  return t;
+}
+
 // Beyond the device's shared-memory limit the tile does not fit and the call
 // fails with a clear message.
-void check_smem(size_t bytes, const ow::Tile& t) {
+void check_smem(size_t bytes, const ow::OneWayCudaTiling& t) {
   const auto* prop = at::cuda::getCurrentDeviceProperties();
   TORCH_CHECK(bytes <= prop->sharedMemPerBlockOptin,
               "one_way_conv (cuda): the dilated filters are too long for the fused kernel: a tile "
-              "needs ", bytes, " bytes of shared memory (input region ", t.RH, " x ", t.RW,
-              "), the device allows ", prop->sharedMemPerBlockOptin,
+              "needs ", bytes, " bytes of shared memory (input region ", t.region_rows, " x ",
+              t.region_cols, "), the device allows ", prop->sharedMemPerBlockOptin,
               "; use shorter filters/dilations or run this layer on the CPU");
 }
 
@@ -39,7 +51,7 @@ at::Tensor one_way_conv_cuda(const at::Tensor& input, const std::optional<at::Te
                              const at::Tensor& filter_h, const at::Tensor& filter_w,
                              const std::optional<at::Tensor>& scale, c10::IntArrayRef stride,
                              c10::IntArrayRef padding, c10::IntArrayRef dilation) {
-  const DepthwiseParams p =
+  const ConvGeometry p =
       one_way_forward_params(input, filter_d, filter_h, filter_w, scale, stride, padding, dilation);
   check_device(input, "input", at::kCUDA);
   c10::cuda::CUDAGuard guard(input.device());
@@ -49,8 +61,8 @@ at::Tensor one_way_conv_cuda(const at::Tensor& input, const std::optional<at::Te
                    fh = one_way_compute(filter_h), fw = one_way_compute(filter_w),
                    sc = one_way_compute(scale);
   at::Tensor y = at::empty(depthwise_output_shape(p), x.options());
-  const ow::Tile t = ow::make_tile(p);
-  const ow::Smem m = ow::smem_layout(t, false);
+  const ow::OneWayCudaTiling t = tiling_for(p);
+  const ow::OneWayCudaSmem m = ow::smem_layout(t, false);
   auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "leanconv::one_way_conv (cuda)", [&] {
     const size_t bytes = static_cast<size_t>(m.total) * sizeof(scalar_t);
@@ -67,8 +79,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> one_way_c
     const std::optional<at::Tensor>& filter_d, const at::Tensor& filter_h,
     const at::Tensor& filter_w, const std::optional<at::Tensor>& scale, c10::IntArrayRef stride,
     c10::IntArrayRef padding, c10::IntArrayRef dilation, std::array<bool, 2> output_mask) {
-  const DepthwiseParams p = one_way_backward_params(grad_output, input, filter_d, filter_h,
-                                                    filter_w, scale, stride, padding, dilation);
+  const ConvGeometry p = one_way_backward_params(grad_output, input, filter_d, filter_h,
+                                                 filter_w, scale, stride, padding, dilation);
   check_device(input, "input", at::kCUDA);
   c10::cuda::CUDAGuard guard(input.device());
   const bool need_gx = output_mask[0], need_gf = output_mask[1];
@@ -81,8 +93,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> one_way_c
   at::Tensor gx = need_gx ? at::zeros(input.sizes(), x.options()) : at::Tensor();
   at::Tensor gf = need_gf ? at::zeros({C, row}, x.options()) : at::Tensor();
   if ((need_gx || need_gf) && p.batch * C * p.out_plane() > 0) {
-    const ow::Tile t = ow::make_tile(p);
-    const ow::Smem m = ow::smem_layout(t, true);
+    const ow::OneWayCudaTiling t = tiling_for(p);
+    const ow::OneWayCudaSmem m = ow::smem_layout(t, true);
     auto stream = at::cuda::getCurrentCUDAStream();
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "leanconv::one_way_conv_backward (cuda)", [&] {
       const size_t bytes = static_cast<size_t>(m.total) * sizeof(scalar_t);

@@ -30,7 +30,7 @@ struct BlockPos {
   int nz;
 };
 
-__device__ inline BlockPos block_pos(const Tile& t, int64_t b) {
+__device__ inline BlockPos block_pos(const OneWayCudaTiling& t, int64_t b) {
   BlockPos q;
   const int64_t tx = b % t.tiles_x;
   b /= t.tiles_x;
@@ -38,25 +38,26 @@ __device__ inline BlockPos block_pos(const Tile& t, int64_t b) {
   b /= t.tiles_y;
   const int64_t tz = b % t.tiles_z;
   q.plane = b / t.tiles_z;
-  q.c = q.plane % t.C;
+  q.c = q.plane % t.g.channels;
   q.ox0 = tx * kTW;
   q.oy0 = ty * kTH;
   q.oz0 = tz * t.TD;
-  const int64_t left = t.oD - q.oz0;
+  const int64_t left = t.g.out[0] - q.oz0;
   q.nz = static_cast<int>(left < t.TD ? left : t.TD);
   return q;
 }
 
 // Padded input slices [z_lo, z_hi) that the block's output slices read and
 // that lie inside the input.
-__device__ inline void slice_range(const Tile& t, const BlockPos& q, int64_t& z_lo, int64_t& z_hi) {
+__device__ inline void slice_range(const OneWayCudaTiling& t, const BlockPos& q, int64_t& z_lo,
+                                   int64_t& z_hi) {
   const int64_t first = q.oz0 * t.sz, last = (q.oz0 + q.nz - 1) * t.sz + (t.kD - 1) * t.dz + 1;
-  z_lo = first > t.pz ? first : t.pz;
-  z_hi = last < t.pz + t.D ? last : t.pz + t.D;
+  z_lo = first > t.g.pad[0] ? first : t.g.pad[0];
+  z_hi = last < t.g.pad[0] + t.g.in[0] ? last : t.g.pad[0] + t.g.in[0];
 }
 
 // D tap of output slice oz for padded input slice zp, or -1.
-__device__ inline int d_tap(const Tile& t, int64_t zp, int64_t oz) {
+__device__ inline int d_tap(const OneWayCudaTiling& t, int64_t zp, int64_t oz) {
   const int64_t q = zp - oz * t.sz;
   if (q < 0 || q % t.dz != 0 || q / t.dz >= t.kD) return -1;
   return static_cast<int>(q / t.dz);
@@ -64,12 +65,12 @@ __device__ inline int d_tap(const Tile& t, int64_t zp, int64_t oz) {
 
 // S0 = input region of slice zi (zero outside the input); S1 = W filter of S0.
 template <typename T>
-__device__ void load_and_filter_w(const Tile& t, const T* xs, int64_t oy0, int64_t ox0, T* S0,
-                                  T* S1, const T* fw, bool filter) {
-  const int64_t ry0 = oy0 * t.sy - t.py, rx0 = ox0 * t.sx - t.px;  // input index of region (0, 0)
+__device__ void load_and_filter_w(const OneWayCudaTiling& t, const T* xs, int64_t oy0,
+                                  int64_t ox0, T* S0, T* S1, const T* fw, bool filter) {
+  const int64_t ry0 = oy0 * t.sy - t.g.pad[1], rx0 = ox0 * t.sx - t.g.pad[2];  // input index of region (0, 0)
   for (int e = threadIdx.x; e < t.RH * t.RW; e += blockDim.x) {
     const int64_t yi = ry0 + e / t.RW, xi = rx0 + e % t.RW;
-    S0[e] = (yi >= 0 && yi < t.H && xi >= 0 && xi < t.W) ? xs[yi * t.W + xi] : T(0);
+    S0[e] = (yi >= 0 && yi < t.g.in[1] && xi >= 0 && xi < t.g.in[2]) ? xs[yi * t.g.in[2] + xi] : T(0);
   }
   __syncthreads();
   if (!filter) return;
@@ -98,9 +99,9 @@ __device__ inline void block_add(T v, T* dst) {
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
-    one_way_forward_kernel(Tile t, const T* __restrict__ x, const T* __restrict__ fd,
+    one_way_forward_kernel(OneWayCudaTiling t, const T* __restrict__ x, const T* __restrict__ fd,
                            const T* __restrict__ fh, const T* __restrict__ fw,
-                           const T* __restrict__ scale, T* __restrict__ y, Smem m) {
+                           const T* __restrict__ scale, T* __restrict__ y, OneWayCudaSmem m) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* smem = reinterpret_cast<T*>(smem_raw);
   T *S0 = smem + m.s0, *S1 = smem + m.s1, *F = smem + m.filt;
@@ -126,8 +127,8 @@ __global__ void __launch_bounds__(kThreads)
       for (int j = 0; j < q.nz; ++j) any |= d_tap(t, zp, q.oz0 + j) >= 0;
       if (!any) continue;  // uniform over the block
       __syncthreads();     // S0/S1 (and F on the first slice) are ready to be (re)written/read
-      load_and_filter_w(t, x + (q.plane * t.D + (zp - t.pz)) * t.H * t.W, q.oy0, q.ox0, S0, S1, Fw,
-                        true);
+      load_and_filter_w(t, x + (q.plane * t.g.in[0] + (zp - t.g.pad[0])) * t.g.in[1] * t.g.in[2],
+                        q.oy0, q.ox0, S0, S1, Fw, true);
       T t2 = 0;
       for (int k = 0; k < t.kH; ++k) t2 += Fh[k] * S1[(oy * t.sy + k * t.dy) * kTW + ox];
 #pragma unroll
@@ -139,11 +140,12 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
     const int64_t gy_ = q.oy0 + oy, gx_ = q.ox0 + ox;
-    if (gy_ < t.oH && gx_ < t.oW) {
+    if (gy_ < t.g.out[1] && gx_ < t.g.out[2]) {
       const T sc = scale ? scale[q.c] : T(1);
 #pragma unroll
       for (int j = 0; j < kMaxTD; ++j)
-        if (j < q.nz) y[((q.plane * t.oD + q.oz0 + j) * t.oH + gy_) * t.oW + gx_] = sc * acc[j];
+        if (j < q.nz)
+          y[((q.plane * t.g.out[0] + q.oz0 + j) * t.g.out[1] + gy_) * t.g.out[2] + gx_] = sc * acc[j];
     }
   }
 }
@@ -151,10 +153,10 @@ __global__ void __launch_bounds__(kThreads)
 // gf rows: (C, kD + kH + kW + 1) = D, H, W filter gradients and the scale one.
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
-    one_way_backward_kernel(Tile t, const T* __restrict__ gy, const T* __restrict__ x,
+    one_way_backward_kernel(OneWayCudaTiling t, const T* __restrict__ gy, const T* __restrict__ x,
                             const T* __restrict__ fd, const T* __restrict__ fh,
                             const T* __restrict__ fw, const T* __restrict__ scale, T* gx, T* gf,
-                            Smem m) {
+                            OneWayCudaSmem m) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* smem = reinterpret_cast<T*>(smem_raw);
   T *S0 = smem + m.s0, *S1 = smem + m.s1, *S2 = smem + m.s2, *F = smem + m.filt;
@@ -178,20 +180,23 @@ __global__ void __launch_bounds__(kThreads)
     // this thread's grad_output column (0 outside the output)
     T g[kMaxTD];
     const int64_t gy_ = q.oy0 + oy, gx_ = q.ox0 + ox;
-    const bool inside = gy_ < t.oH && gx_ < t.oW;
+    const bool inside = gy_ < t.g.out[1] && gx_ < t.g.out[2];
 #pragma unroll
     for (int j = 0; j < kMaxTD; ++j)
-      g[j] = (inside && j < q.nz) ? gy[((q.plane * t.oD + q.oz0 + j) * t.oH + gy_) * t.oW + gx_] : T(0);
+      g[j] = (inside && j < q.nz)
+                 ? gy[((q.plane * t.g.out[0] + q.oz0 + j) * t.g.out[1] + gy_) * t.g.out[2] + gx_]
+                 : T(0);
     int64_t z_lo, z_hi;
     slice_range(t, q, z_lo, z_hi);
-    const int64_t ry0 = q.oy0 * t.sy - t.py, rx0 = q.ox0 * t.sx - t.px;
+    const int64_t ry0 = q.oy0 * t.sy - t.g.pad[1], rx0 = q.ox0 * t.sx - t.g.pad[2];
     for (int64_t zp = z_lo; zp < z_hi; ++zp) {
       bool any = false;
       for (int j = 0; j < q.nz; ++j) any |= d_tap(t, zp, q.oz0 + j) >= 0;
       if (!any) continue;
-      const int64_t zi = zp - t.pz;
+      const int64_t zi = zp - t.g.pad[0];
       __syncthreads();
-      load_and_filter_w(t, x + (q.plane * t.D + zi) * t.H * t.W, q.oy0, q.ox0, S0, S1, Fw, need_gf);
+      load_and_filter_w(t, x + (q.plane * t.g.in[0] + zi) * t.g.in[1] * t.g.in[2], q.oy0, q.ox0, S0,
+                        S1, Fw, need_gf);
       // gz = sum over D taps of scale * fd[kz] * g; with gf: Gd[kz] += g * (H o W)(x)
       T gz = 0;
       T t2 = 0;
@@ -230,17 +235,17 @@ __global__ void __launch_bounds__(kThreads)
         }
       }
       if (gx) {
-        T* gxs = gx + (q.plane * t.D + zi) * t.H * t.W;
+        T* gxs = gx + (q.plane * t.g.in[0] + zi) * t.g.in[1] * t.g.in[2];
         for (int e = threadIdx.x; e < t.RH * t.RW; e += blockDim.x) {
           const int r = e / t.RW, c = e % t.RW;
           const int64_t yi = ry0 + r, xi = rx0 + c;
-          if (yi < 0 || yi >= t.H || xi < 0 || xi >= t.W) continue;
+          if (yi < 0 || yi >= t.g.in[1] || xi < 0 || xi >= t.g.in[2]) continue;
           T s = 0;
           for (int k = 0; k < t.kW; ++k) {
             const int v = c - k * t.dx;
             if (v >= 0 && v % t.sx == 0 && v / t.sx < kTW) s += Fw[k] * S1[r * kTW + v / t.sx];
           }
-          if (s != T(0)) atomicAdd(gxs + yi * t.W + xi, s);
+          if (s != T(0)) atomicAdd(gxs + yi * t.g.in[2] + xi, s);
         }
       }
     }
@@ -274,28 +279,30 @@ void allow_smem(Kernel kernel, size_t bytes) {
 }  // namespace
 
 template <typename T>
-void launch_forward(const Tile& t, const Smem& m, size_t smem_bytes, const T* x, const T* fd,
-                    const T* fh, const T* fw, const T* scale, T* y, cudaStream_t stream) {
+void launch_forward(const OneWayCudaTiling& t, const OneWayCudaSmem& m, size_t smem_bytes,
+                    const T* x, const T* fd, const T* fh, const T* fw, const T* scale, T* y,
+                    cudaStream_t stream) {
   allow_smem(one_way_forward_kernel<T>, smem_bytes);
   one_way_forward_kernel<T><<<grid_for(t), kThreads, smem_bytes, stream>>>(t, x, fd, fh, fw, scale, y, m);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 template <typename T>
-void launch_backward(const Tile& t, const Smem& m, size_t smem_bytes, const T* gy, const T* x,
-                     const T* fd, const T* fh, const T* fw, const T* scale, T* gx, T* gf,
-                     cudaStream_t stream) {
+void launch_backward(const OneWayCudaTiling& t, const OneWayCudaSmem& m, size_t smem_bytes,
+                     const T* gy, const T* x, const T* fd, const T* fh, const T* fw,
+                     const T* scale, T* gx, T* gf, cudaStream_t stream) {
   allow_smem(one_way_backward_kernel<T>, smem_bytes);
   one_way_backward_kernel<T><<<grid_for(t), kThreads, smem_bytes, stream>>>(t, gy, x, fd, fh, fw, scale,
                                                                             gx, gf, m);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-#define LEANCONV_ONE_WAY_INSTANTIATE(T)                                                          \
-  template void launch_forward<T>(const Tile&, const Smem&, size_t, const T*, const T*, const T*, \
-                                  const T*, const T*, T*, cudaStream_t);                         \
-  template void launch_backward<T>(const Tile&, const Smem&, size_t, const T*, const T*,        \
-                                   const T*, const T*, const T*, const T*, T*, T*, cudaStream_t);
+#define LEANCONV_ONE_WAY_INSTANTIATE(T)                                                            \
+  template void launch_forward<T>(const OneWayCudaTiling&, const OneWayCudaSmem&, size_t, const T*, \
+                                  const T*, const T*, const T*, const T*, T*, cudaStream_t);       \
+  template void launch_backward<T>(const OneWayCudaTiling&, const OneWayCudaSmem&, size_t,        \
+                                   const T*, const T*, const T*, const T*, const T*, const T*, T*, \
+                                   T*, cudaStream_t);
 LEANCONV_ONE_WAY_INSTANTIATE(float)
 LEANCONV_ONE_WAY_INSTANTIATE(double)
 #undef LEANCONV_ONE_WAY_INSTANTIATE

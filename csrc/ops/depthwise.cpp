@@ -29,7 +29,7 @@ void check_input_dims(const at::Tensor& t, const char* name) {
               " must be 4-D (N, C, H, W) or 5-D (N, C, D, H, W), got shape ", t.sizes());
 }
 
-std::vector<int64_t> shape_of(const DepthwiseParams& p, const int64_t* spatial, int64_t lead0,
+std::vector<int64_t> shape_of(const ConvGeometry& p, const int64_t* spatial, int64_t lead0,
                               int64_t lead1) {
   std::vector<int64_t> s = {lead0, lead1};
   for (int a = 3 - p.spatial_dims; a < 3; ++a) s.push_back(spatial[a]);
@@ -38,9 +38,31 @@ std::vector<int64_t> shape_of(const DepthwiseParams& p, const int64_t* spatial, 
 
 }  // namespace
 
-DepthwiseParams depthwise_params(int dims, c10::IntArrayRef input_size,
-                                 c10::IntArrayRef kernel_size, const DepthwiseGeometry& g) {
-  DepthwiseParams p;
+ConvGeometry conv_geometry(int dims, c10::IntArrayRef input_size, c10::IntArrayRef kernel_size,
+                           c10::IntArrayRef stride, c10::IntArrayRef padding,
+                           c10::IntArrayRef dilation) {
+  const std::vector<int64_t> strides = expand("stride", stride, dims);
+  const std::vector<int64_t> dilations = expand("dilation", dilation, dims);
+  for (int i = 0; i < dims; ++i) {
+    TORCH_CHECK(strides[i] >= 1, "stride must be positive, got ", stride);
+    TORCH_CHECK(dilations[i] >= 1, "dilation must be positive, got ", dilation);
+  }
+  const auto np = static_cast<int>(padding.size());
+  TORCH_CHECK(np == 1 || np == dims || np == 2 * dims, "padding must have 1, ", dims,
+              " (one per spatial axis) or ", 2 * dims,
+              " values ((before, after) per axis), got ", padding);
+  std::vector<int64_t> pad_lo(dims), pad_hi(dims);
+  for (int i = 0; i < dims; ++i) {
+    if (np == 2 * dims) {
+      pad_lo[i] = padding[2 * i];
+      pad_hi[i] = padding[2 * i + 1];
+    } else {
+      pad_lo[i] = pad_hi[i] = np == 1 ? padding[0] : padding[i];
+    }
+    TORCH_CHECK(pad_lo[i] >= 0 && pad_hi[i] >= 0, "padding must be non-negative, got ",
+                padding);
+  }
+  ConvGeometry p;
   p.spatial_dims = dims;
   p.batch = input_size[0];
   p.channels = input_size[1];
@@ -49,63 +71,39 @@ DepthwiseParams depthwise_params(int dims, c10::IntArrayRef input_size,
     const int a = i + off;
     p.in[a] = input_size[2 + i];
     p.kernel[a] = kernel_size[i];
-    p.stride[a] = g.stride[i];
-    p.pad[a] = g.pad_lo[i];
-    p.dilation[a] = g.dilation[i];
+    p.stride[a] = strides[i];
+    p.pad[a] = pad_lo[i];
+    p.pad_after[a] = pad_hi[i];
+    p.dilation[a] = dilations[i];
     TORCH_CHECK(p.kernel[a] >= 1, "kernel size must be >= 1 along ", axis_name(dims, i),
                 ", got ", kernel_size);
     const int64_t extent = p.dilation[a] * (p.kernel[a] - 1) + 1;
-    const int64_t padded = p.in[a] + g.pad_lo[i] + g.pad_hi[i];
+    const int64_t padded = p.in[a] + pad_lo[i] + pad_hi[i];
     TORCH_CHECK(extent <= padded, "kernel is larger than the padded input along axis ",
                 axis_name(dims, i), ": dilated kernel extent ", extent, " (kernel ",
                 p.kernel[a], ", dilation ", p.dilation[a], ") > input ", p.in[a],
-                " + padding ", g.pad_lo[i], " + ", g.pad_hi[i], " = ", padded);
-    p.out[a] = conv_out_size(p.in[a], p.kernel[a], p.stride[a], g.pad_lo[i], g.pad_hi[i],
+                " + padding ", pad_lo[i], " + ", pad_hi[i], " = ", padded);
+    p.out[a] = conv_out_size(p.in[a], p.kernel[a], p.stride[a], pad_lo[i], pad_hi[i],
                              p.dilation[a]);
   }
   return p;
 }
 
-std::vector<int64_t> depthwise_output_shape(const DepthwiseParams& p) {
+std::vector<int64_t> spatial(const int64_t (&v)[3], int dims) {
+  return std::vector<int64_t>(v + 3 - dims, v + 3);
+}
+
+std::vector<int64_t> depthwise_output_shape(const ConvGeometry& p) {
   return shape_of(p, p.out, p.batch, p.channels);
 }
-std::vector<int64_t> depthwise_weight_shape(const DepthwiseParams& p) {
+std::vector<int64_t> depthwise_weight_shape(const ConvGeometry& p) {
   return shape_of(p, p.kernel, p.channels, 1);
 }
 
-DepthwiseGeometry depthwise_geometry(int dims, c10::IntArrayRef stride, c10::IntArrayRef padding,
-                                     c10::IntArrayRef dilation) {
-  DepthwiseGeometry g;
-  g.dims = dims;
-  g.stride = expand("stride", stride, dims);
-  g.dilation = expand("dilation", dilation, dims);
-  for (int i = 0; i < dims; ++i) {
-    TORCH_CHECK(g.stride[i] >= 1, "stride must be positive, got ", stride);
-    TORCH_CHECK(g.dilation[i] >= 1, "dilation must be positive, got ", dilation);
-  }
-  const auto np = static_cast<int>(padding.size());
-  TORCH_CHECK(np == 1 || np == dims || np == 2 * dims, "padding must have 1, ", dims,
-              " (one per spatial axis) or ", 2 * dims,
-              " values ((before, after) per axis), got ", padding);
-  g.pad_lo.resize(dims);
-  g.pad_hi.resize(dims);
-  for (int i = 0; i < dims; ++i) {
-    if (np == 2 * dims) {
-      g.pad_lo[i] = padding[2 * i];
-      g.pad_hi[i] = padding[2 * i + 1];
-    } else {
-      g.pad_lo[i] = g.pad_hi[i] = np == 1 ? padding[0] : padding[i];
-    }
-    TORCH_CHECK(g.pad_lo[i] >= 0 && g.pad_hi[i] >= 0, "padding must be non-negative, got ",
-                padding);
-  }
-  return g;
-}
-
-DepthwiseParams depthwise_forward_params(const at::Tensor& input, const at::Tensor& weight,
-                                         const std::optional<at::Tensor>& bias,
-                                         c10::IntArrayRef stride, c10::IntArrayRef padding,
-                                         c10::IntArrayRef dilation) {
+ConvGeometry depthwise_forward_params(const at::Tensor& input, const at::Tensor& weight,
+                                      const std::optional<at::Tensor>& bias,
+                                      c10::IntArrayRef stride, c10::IntArrayRef padding,
+                                      c10::IntArrayRef dilation) {
   check_input_dims(input, "input");
   const int dims = static_cast<int>(input.dim()) - 2;
   const int64_t C = input.size(1);
@@ -126,26 +124,24 @@ DepthwiseParams depthwise_forward_params(const at::Tensor& input, const at::Tens
     TORCH_CHECK(bias->device() == input.device(), "bias is on ", bias->device(),
                 " but input is on ", input.device());
   }
-  auto g = depthwise_geometry(dims, stride, padding, dilation);
-  return depthwise_params(dims, input.sizes(), weight.sizes().slice(2), g);
+  return conv_geometry(dims, input.sizes(), weight.sizes().slice(2), stride, padding, dilation);
 }
 
 namespace {
 
 // grad_output against an input of input_size and a kernel of kernel_size.
-DepthwiseParams depthwise_backward_params(const at::Tensor& grad_output,
-                                          c10::IntArrayRef input_size,
-                                          c10::IntArrayRef kernel_size,
-                                          c10::IntArrayRef stride, c10::IntArrayRef padding,
-                                          c10::IntArrayRef dilation) {
+ConvGeometry depthwise_backward_params(const at::Tensor& grad_output,
+                                       c10::IntArrayRef input_size,
+                                       c10::IntArrayRef kernel_size,
+                                       c10::IntArrayRef stride, c10::IntArrayRef padding,
+                                       c10::IntArrayRef dilation) {
   check_input_dims(grad_output, "grad_output");
   const int dims = static_cast<int>(grad_output.dim()) - 2;
   TORCH_CHECK(static_cast<int64_t>(input_size.size()) == grad_output.dim(),
               "input_size must have ", grad_output.dim(), " values, got ", input_size);
   TORCH_CHECK(static_cast<int>(kernel_size.size()) == dims, "kernel_size must have ", dims,
               " values, got ", kernel_size);
-  auto g = depthwise_geometry(dims, stride, padding, dilation);
-  auto p = depthwise_params(dims, input_size, kernel_size, g);
+  auto p = conv_geometry(dims, input_size, kernel_size, stride, padding, dilation);
   const auto expected = depthwise_output_shape(p);
   TORCH_CHECK(grad_output.sizes() == c10::IntArrayRef(expected), "grad_output must have shape ",
               expected, " for input size ", input_size, ", got ", grad_output.sizes());
@@ -154,15 +150,15 @@ DepthwiseParams depthwise_backward_params(const at::Tensor& grad_output,
 
 }  // namespace
 
-DepthwiseParams depthwise_backward_input_params(const at::Tensor& grad_output,
-                                                const at::Tensor& weight,
-                                                c10::IntArrayRef input_size,
-                                                c10::IntArrayRef stride, c10::IntArrayRef padding,
-                                                c10::IntArrayRef dilation) {
+ConvGeometry depthwise_backward_input_params(const at::Tensor& grad_output,
+                                             const at::Tensor& weight,
+                                             c10::IntArrayRef input_size,
+                                             c10::IntArrayRef stride, c10::IntArrayRef padding,
+                                             c10::IntArrayRef dilation) {
   TORCH_CHECK(weight.dim() >= 3, "weight must have shape (C, 1, k...), got ", weight.sizes());
-  const DepthwiseParams p = depthwise_backward_params(grad_output, input_size,
-                                                      weight.sizes().slice(2), stride, padding,
-                                                      dilation);
+  const ConvGeometry p = depthwise_backward_params(grad_output, input_size,
+                                                   weight.sizes().slice(2), stride, padding,
+                                                   dilation);
   TORCH_CHECK(weight.dim() == p.spatial_dims + 2 && weight.size(0) == p.channels && weight.size(1) == 1,
               "weight must have shape (C, 1, k...) with C = ", p.channels, " and ", p.spatial_dims,
               " kernel sizes, got ", weight.sizes());
@@ -171,11 +167,11 @@ DepthwiseParams depthwise_backward_input_params(const at::Tensor& grad_output,
   return p;
 }
 
-DepthwiseParams depthwise_backward_weight_params(const at::Tensor& grad_output,
-                                                 const at::Tensor& input,
-                                                 c10::IntArrayRef kernel_size,
-                                                 c10::IntArrayRef stride, c10::IntArrayRef padding,
-                                                 c10::IntArrayRef dilation) {
+ConvGeometry depthwise_backward_weight_params(const at::Tensor& grad_output,
+                                              const at::Tensor& input,
+                                              c10::IntArrayRef kernel_size,
+                                              c10::IntArrayRef stride, c10::IntArrayRef padding,
+                                              c10::IntArrayRef dilation) {
   TORCH_CHECK(input.scalar_type() == grad_output.scalar_type(), "input dtype ", input.scalar_type(),
               " does not match grad_output dtype ", grad_output.scalar_type());
   TORCH_CHECK(input.device() == grad_output.device(), "input is on ", input.device(),

@@ -46,12 +46,12 @@ TORCH_LIBRARY_FRAGMENT(leanconv, m) {
         "int[] dilation, bool[2] output_mask) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
 }
 
-DepthwiseParams one_way_forward_params(const at::Tensor& input,
-                                       const std::optional<at::Tensor>& filter_d,
-                                       const at::Tensor& filter_h, const at::Tensor& filter_w,
-                                       const std::optional<at::Tensor>& scale,
-                                       c10::IntArrayRef stride, c10::IntArrayRef padding,
-                                       c10::IntArrayRef dilation) {
+ConvGeometry one_way_forward_params(const at::Tensor& input,
+                                    const std::optional<at::Tensor>& filter_d,
+                                    const at::Tensor& filter_h, const at::Tensor& filter_w,
+                                    const std::optional<at::Tensor>& scale,
+                                    c10::IntArrayRef stride, c10::IntArrayRef padding,
+                                    c10::IntArrayRef dilation) {
   TORCH_CHECK(input.dim() == 4 || input.dim() == 5,
               "input must be 4-D (N, C, H, W) or 5-D (N, C, D, H, W), got shape ", input.sizes());
   TORCH_CHECK(input.is_floating_point(), "input must be a floating-point tensor, got ",
@@ -73,18 +73,17 @@ DepthwiseParams one_way_forward_params(const at::Tensor& input,
   if (has_d) kernel.push_back(filter_d->size(1));
   kernel.push_back(filter_h.size(1));
   kernel.push_back(filter_w.size(1));
-  const auto g = depthwise_geometry(dims, stride, padding, dilation);
-  return depthwise_params(dims, input.sizes(), kernel, g);
+  return conv_geometry(dims, input.sizes(), kernel, stride, padding, dilation);
 }
 
-DepthwiseParams one_way_backward_params(const at::Tensor& grad_output, const at::Tensor& input,
-                                        const std::optional<at::Tensor>& filter_d,
-                                        const at::Tensor& filter_h, const at::Tensor& filter_w,
-                                        const std::optional<at::Tensor>& scale,
-                                        c10::IntArrayRef stride, c10::IntArrayRef padding,
-                                        c10::IntArrayRef dilation) {
-  const DepthwiseParams p = one_way_forward_params(input, filter_d, filter_h, filter_w, scale,
-                                                   stride, padding, dilation);
+ConvGeometry one_way_backward_params(const at::Tensor& grad_output, const at::Tensor& input,
+                                     const std::optional<at::Tensor>& filter_d,
+                                     const at::Tensor& filter_h, const at::Tensor& filter_w,
+                                     const std::optional<at::Tensor>& scale,
+                                     c10::IntArrayRef stride, c10::IntArrayRef padding,
+                                     c10::IntArrayRef dilation) {
+  const ConvGeometry p = one_way_forward_params(input, filter_d, filter_h, filter_w, scale,
+                                                stride, padding, dilation);
   check_like(grad_output, input, "grad_output");
   const auto expected = depthwise_output_shape(p);
   TORCH_CHECK(grad_output.sizes() == c10::IntArrayRef(expected), "grad_output must have shape ",
@@ -107,7 +106,7 @@ at::Tensor one_way_finish(const at::Tensor& y, const at::Tensor& input) {
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> one_way_backward_results(
-    const DepthwiseParams& p, const at::Tensor& input, const at::Tensor& gx, const at::Tensor& gf,
+    const ConvGeometry& p, const at::Tensor& input, const at::Tensor& gx, const at::Tensor& gf,
     bool has_d, bool has_scale) {
   const auto dtype = input.scalar_type();
   auto none = [&] { return at::empty({0}, input.options()); };  // fresh: outputs must not alias

@@ -15,27 +15,27 @@
 #include <optional>
 #include <tuple>
 
-#include "ops/depthwise_params.h"
+#include "ops/conv_geometry.h"
 
 namespace leanconv {
 
-// Checks the forward arguments and fills the geometry (DepthwiseParams, with
+// Checks the forward arguments and fills the geometry (ConvGeometry, with
 // kernel[a] = the length of the filter along axis a).
-DepthwiseParams one_way_forward_params(const at::Tensor& input,
-                                       const std::optional<at::Tensor>& filter_d,
-                                       const at::Tensor& filter_h, const at::Tensor& filter_w,
-                                       const std::optional<at::Tensor>& scale,
-                                       c10::IntArrayRef stride, c10::IntArrayRef padding,
-                                       c10::IntArrayRef dilation);
+ConvGeometry one_way_forward_params(const at::Tensor& input,
+                                    const std::optional<at::Tensor>& filter_d,
+                                    const at::Tensor& filter_h, const at::Tensor& filter_w,
+                                    const std::optional<at::Tensor>& scale,
+                                    c10::IntArrayRef stride, c10::IntArrayRef padding,
+                                    c10::IntArrayRef dilation);
 
 // Checks the backward arguments: the forward ones plus grad_output of the
 // forward output's shape.
-DepthwiseParams one_way_backward_params(const at::Tensor& grad_output, const at::Tensor& input,
-                                        const std::optional<at::Tensor>& filter_d,
-                                        const at::Tensor& filter_h, const at::Tensor& filter_w,
-                                        const std::optional<at::Tensor>& scale,
-                                        c10::IntArrayRef stride, c10::IntArrayRef padding,
-                                        c10::IntArrayRef dilation);
+ConvGeometry one_way_backward_params(const at::Tensor& grad_output, const at::Tensor& input,
+                                     const std::optional<at::Tensor>& filter_d,
+                                     const at::Tensor& filter_h, const at::Tensor& filter_w,
+                                     const std::optional<at::Tensor>& scale,
+                                     c10::IntArrayRef stride, c10::IntArrayRef padding,
+                                     c10::IntArrayRef dilation);
 
 // ---- helpers shared by the CPU and CUDA glue
 
@@ -57,7 +57,7 @@ const T* one_way_ptr(const at::Tensor& t) {
 // when not asked) and gf, the filter gradients as (C, kD + kH + kW + 1)
 // (undefined when not asked); absent ones are fresh empty (0,) tensors.
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> one_way_backward_results(
-    const DepthwiseParams& p, const at::Tensor& input, const at::Tensor& gx, const at::Tensor& gf,
+    const ConvGeometry& p, const at::Tensor& input, const at::Tensor& gx, const at::Tensor& gf,
     bool has_d, bool has_scale);
 
 }  // namespace leanconv

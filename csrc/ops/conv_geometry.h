@@ -1,5 +1,9 @@
-// Arguments of the depthwise convolution kernels, shared by the CPU and CUDA
-// code.  Plain C++ (no torch header) so that kernel files compile quickly.
+// The geometry of one convolution call: sizes of input, kernel and output,
+// padding, stride and dilation, all int64.  Filled by csrc/ops (the argument
+// checks of every op family) and read by every kernel, CPU and CUDA; what a
+// kernel adds (tiles, blocking, scratch) lives in a struct named for that
+// (`...Tiling`, `...Plan`) next to the kernel.  Plain C++ (no torch header)
+// so that kernel files compile quickly.
 //
 // 2-D problems are stored as 3-D ones with a depth of 1 (in[0] = out[0] =
 // kernel[0] = 1), so every kernel is written once for (D, H, W).
@@ -9,7 +13,7 @@
 
 namespace leanconv {
 
-struct DepthwiseParams {
+struct ConvGeometry {
   int64_t batch = 0;      // N
   int64_t channels = 0;   // C (groups = in_channels = out_channels)
   int64_t in[3] = {1, 1, 1};        // D, H, W of the input
@@ -18,9 +22,9 @@ struct DepthwiseParams {
   int64_t stride[3] = {1, 1, 1};
   int64_t pad[3] = {0, 0, 0};       // padding before (front/top/left); may be
                                     // negative inside kernels (a crop)
+  int64_t pad_after[3] = {0, 0, 0}; // padding after (back/bottom/right)
   int64_t dilation[3] = {1, 1, 1};
-  int spatial_dims = 2;             // 2 or 3, for messages only
-  bool channels_last = false;       // NDHWC (NHWC) instead of NCDHW (NCHW)
+  int spatial_dims = 2;             // 2 or 3
 
   int64_t in_plane() const { return in[0] * in[1] * in[2]; }
   int64_t out_plane() const { return out[0] * out[1] * out[2]; }
