@@ -22,6 +22,7 @@
 //    per (channel, tap, chunk); both write per-chunk partial sums that a second
 //    kernel adds up in a fixed order, so the result is deterministic.
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -52,26 +53,23 @@ DeviceInfo device_info(int device) {
   return {static_cast<size_t>(smem), 32 * static_cast<int64_t>(sms)};
 }
 
-template <typename T>
-struct Tag {
-  using type = T;
+// The CUDA type the kernels take for an ATen scalar type.
+template <typename S>
+struct CudaScalar {
+  using type = S;
+};
+template <>
+struct CudaScalar<at::Half> {
+  using type = __half;
+};
+template <>
+struct CudaScalar<at::BFloat16> {
+  using type = __nv_bfloat16;
 };
 
 void check_dtype(at::ScalarType t, const char* op) {
   TORCH_CHECK(t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16, op,
               ": CUDA kernels support float32, float64, float16 and bfloat16, got ", t);
-}
-
-// Calls f(Tag<T>{}) with the CUDA type of the dtype.
-template <class F>
-void dispatch_dtype(at::ScalarType t, F&& f) {
-  switch (t) {
-    case at::kFloat: return f(Tag<float>{});
-    case at::kDouble: return f(Tag<double>{});
-    case at::kHalf: return f(Tag<__half>{});
-    case at::kBFloat16: return f(Tag<__nv_bfloat16>{});
-    default: TORCH_CHECK(false, "leanconv depthwise (CUDA): unsupported dtype ", t);
-  }
 }
 
 template <typename T>
@@ -90,8 +88,9 @@ void run_forward(const dw::Geom& g, const at::Tensor& x, const at::Tensor& w, co
                  at::Tensor& y) {
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.get_device()).stream();
   const DeviceInfo info = device_info(x.get_device());
-  dispatch_dtype(x.scalar_type(), [&](auto tag) {
-    using T = typename decltype(tag)::type;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(),
+                                  "leanconv::depthwise_conv (cuda)", [&] {
+    using T = typename CudaScalar<scalar_t>::type;
     const T* bp = b != nullptr ? cptr<T>(*b) : nullptr;
     if constexpr (!std::is_same_v<T, double>) {
       dw::FwdFast plan;
@@ -146,8 +145,9 @@ at::Tensor depthwise_conv_backward_input_cuda(const at::Tensor& grad_output, con
     run_forward(dw::grad_input_as_forward(g), gy, wf, nullptr, gx);
   } else {
     const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(gy.get_device()).stream();
-    dispatch_dtype(gy.scalar_type(), [&](auto tag) {
-      using T = typename decltype(tag)::type;
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, gy.scalar_type(),
+                                    "leanconv::depthwise_conv_backward_input (cuda)", [&] {
+      using T = typename CudaScalar<scalar_t>::type;
       dw::launch_backward_input_gather<T>(g, cptr<T>(gy), cptr<T>(w), mptr<T>(gx), stream);
     });
   }
@@ -170,8 +170,9 @@ at::Tensor depthwise_conv_backward_weight_cuda(const at::Tensor& grad_output, co
   const dw::Geom g = dw::make_geom(p);
   const DeviceInfo info = device_info(gy.get_device());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(gy.get_device()).stream();
-  dispatch_dtype(gy.scalar_type(), [&](auto tag) {
-    using T = typename decltype(tag)::type;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, gy.scalar_type(),
+                                  "leanconv::depthwise_conv_backward_weight (cuda)", [&] {
+    using T = typename CudaScalar<scalar_t>::type;
     if constexpr (!std::is_same_v<T, double>) {
       dw::WgFast plan;
       if (dw::plan_wgrad_fast(g, info.smem_optin, info.target_blocks, plan)) {
