@@ -20,20 +20,26 @@ namespace {
 
 using cpu::DwOp;
 using cpu::DwPlan;
-using cpu::DwType;
 using cpu::DwView;
 
 // float, double and bfloat16 run natively (bfloat16 computes in float);
 // float16 is converted to float and back.
 at::ScalarType kernel_type(at::ScalarType t) { return t == at::kHalf ? at::kFloat : t; }
 
-DwType dw_type(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return DwType::f32;
-    case at::kDouble: return DwType::f64;
-    case at::kBFloat16: return DwType::bf16;
-    default: TORCH_CHECK(false, "leanconv depthwise (cpu): unsupported dtype ", t);
-  }
+// The storage type the kernels take for a dtype they run (float, double and
+// bfloat16; float16 is converted to float first).
+template <typename S>
+struct KernelScalar {
+  using type = S;
+};
+template <>
+struct KernelScalar<at::BFloat16> {
+  using type = cpu::bf16;
+};
+
+void check_kernel_type(at::ScalarType t) {
+  TORCH_CHECK(t == at::kFloat || t == at::kDouble || t == at::kBFloat16,
+              "leanconv depthwise (cpu): unsupported dtype ", t);
 }
 
 void check_cpu(const at::Tensor& t, const char* name) { check_device(t, name, at::kCPU); }
@@ -56,10 +62,11 @@ at::Tensor kernel_input(const at::Tensor& t) {
   return t.scalar_type() == at::kHalf ? t.to(at::kFloat) : t;
 }
 
-DwPlan plan_for(const ConvGeometry& p, at::ScalarType t, DwOp op, const DwView& source) {
+template <typename S>
+DwPlan plan_for(const ConvGeometry& p, DwOp op, const DwView& source) {
   const int threads = at::get_num_threads();
   const bool channels_inner = source.stride[1] == 1;
-  LEANCONV_CPU_DISPATCH(depthwise_plan, p, dw_type(t), op, threads, channels_inner);
+  LEANCONV_CPU_DISPATCH(depthwise_plan<S>, p, op, threads, channels_inner);
 }
 
 // A non-finite weight tap times the zero padding is NaN.  The kernels add every tap over a
@@ -132,11 +139,15 @@ at::Tensor depthwise_conv_cpu(const at::Tensor& input, const at::Tensor& weight,
   if (bias.has_value() && bias->defined()) b = bias->to(ct).contiguous();
   at::Tensor y = at::empty(depthwise_output_shape(p), x.options().memory_format(mf));
   const DwView xv = view_of(x), yv = view_of(y);
-  const DwPlan plan = plan_for(p, kt, DwOp::forward, xv);
+  check_kernel_type(kt);
   const void* bp = b.defined() ? b.const_data_ptr() : nullptr;
-  at::parallel_for(0, plan.items(), 1, [&](int64_t begin, int64_t end) {
-    LEANCONV_CPU_DISPATCH(depthwise_forward, p, plan, dw_type(kt), xv, w.const_data_ptr(), bp, yv,
-                          begin, end);
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, kt, "leanconv::depthwise_conv (cpu)", [&] {
+    using S = typename KernelScalar<scalar_t>::type;
+    const DwPlan plan = plan_for<S>(p, DwOp::forward, xv);
+    at::parallel_for(0, plan.items(), 1, [&](int64_t begin, int64_t end) {
+      LEANCONV_CPU_DISPATCH(depthwise_forward<S>, p, plan, xv, w.const_data_ptr(), bp, yv, begin,
+                            end);
+    });
   });
   return kt == input.scalar_type() ? y : y.to(input.scalar_type());
 }
@@ -161,10 +172,15 @@ at::Tensor depthwise_conv_backward_input_cpu(const at::Tensor& grad_output,
     return backward_input_by_aten(grad_output, weight, input_size, p);
   at::Tensor gx = at::empty(input_size, gy.options().memory_format(mf));
   const DwView gyv = view_of(gy), gxv = view_of(gx);
-  const DwPlan plan = plan_for(p, kt, DwOp::backward_input, gyv);
-  at::parallel_for(0, plan.items(), 1, [&](int64_t begin, int64_t end) {
-    LEANCONV_CPU_DISPATCH(depthwise_backward_input, p, plan, dw_type(kt), gyv, w.const_data_ptr(),
-                          gxv, begin, end);
+  check_kernel_type(kt);
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, kt, "leanconv::depthwise_conv_backward_input (cpu)",
+                                 [&] {
+    using S = typename KernelScalar<scalar_t>::type;
+    const DwPlan plan = plan_for<S>(p, DwOp::backward_input, gyv);
+    at::parallel_for(0, plan.items(), 1, [&](int64_t begin, int64_t end) {
+      LEANCONV_CPU_DISPATCH(depthwise_backward_input<S>, p, plan, gyv, w.const_data_ptr(), gxv,
+                            begin, end);
+    });
   });
   return kt == grad_output.scalar_type() ? gx : gx.to(grad_output.scalar_type());
 }
@@ -188,12 +204,17 @@ at::Tensor depthwise_conv_backward_weight_cpu(const at::Tensor& grad_output,
   const int64_t per_thread = p.channels * p.kernel_volume();
   at::Tensor partial = at::zeros({threads, per_thread}, x.options().dtype(compute_type(kt)));
   const DwView xv = view_of(x), gyv = view_of(gy);
-  const DwPlan plan = plan_for(p, kt, DwOp::backward_weight, xv);
+  check_kernel_type(kt);
   char* base = static_cast<char*>(partial.mutable_data_ptr());
   const int64_t bytes_per_thread = per_thread * partial.element_size();
-  at::parallel_for(0, plan.items(), 1, [&](int64_t begin, int64_t end) {
-    void* mine = base + at::get_thread_num() * bytes_per_thread;
-    LEANCONV_CPU_DISPATCH(depthwise_backward_weight, p, plan, dw_type(kt), xv, gyv, mine, begin, end);
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, kt, "leanconv::depthwise_conv_backward_weight (cpu)",
+                                 [&] {
+    using S = typename KernelScalar<scalar_t>::type;
+    const DwPlan plan = plan_for<S>(p, DwOp::backward_weight, xv);
+    at::parallel_for(0, plan.items(), 1, [&](int64_t begin, int64_t end) {
+      void* mine = base + at::get_thread_num() * bytes_per_thread;
+      LEANCONV_CPU_DISPATCH(depthwise_backward_weight<S>, p, plan, xv, gyv, mine, begin, end);
+    });
   });
   return partial.sum(0).view(wshape).to(grad_output.scalar_type());
 }

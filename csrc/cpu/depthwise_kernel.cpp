@@ -709,41 +709,40 @@ DwPlan make_plan(const ConvGeometry& p, DwOp op, int threads, bool channels_inne
 
 }  // namespace
 
-DwPlan depthwise_plan(const ConvGeometry& p, DwType type, DwOp op, int threads,
-                      bool channels_inner) {
-  return type == DwType::f64 ? make_plan<double>(p, op, threads, channels_inner)
-                             : make_plan<float>(p, op, threads, channels_inner);
+template <typename S>
+DwPlan depthwise_plan(const ConvGeometry& p, DwOp op, int threads, bool channels_inner) {
+  return make_plan<typename compute_of<S>::type>(p, op, threads, channels_inner);
 }
 
-namespace {
-void run_job_of_type(DwType type, const ConvGeometry& p, const DwPlan& plan, const Job& j,
-                     const DwView& src, const void* w, const void* bias, const DwView& dst,
-                     int64_t begin, int64_t end) {
-  switch (type) {
-    case DwType::f32: return run_job<float>(p, plan, j, src, w, bias, dst, begin, end);
-    case DwType::f64: return run_job<double>(p, plan, j, src, w, bias, dst, begin, end);
-    case DwType::bf16: return run_job<bf16>(p, plan, j, src, w, bias, dst, begin, end);
-  }
-}
-}  // namespace
-
-void depthwise_forward(const ConvGeometry& p, const DwPlan& plan, DwType type, DwView x,
-                       const void* w, const void* bias, DwView y, int64_t begin, int64_t end) {
-  run_job_of_type(type, p, plan, forward_job(p), x, w, bias, y, begin, end);
+template <typename S>
+void depthwise_forward(const ConvGeometry& p, const DwPlan& plan, DwView x, const void* w,
+                       const void* bias, DwView y, int64_t begin, int64_t end) {
+  run_job<S>(p, plan, forward_job(p), x, w, bias, y, begin, end);
 }
 
-void depthwise_backward_input(const ConvGeometry& p, const DwPlan& plan, DwType type, DwView gy,
-                              const void* w, DwView gx, int64_t begin, int64_t end) {
-  run_job_of_type(type, p, plan, backward_input_job(p), gy, w, nullptr, gx, begin, end);
+template <typename S>
+void depthwise_backward_input(const ConvGeometry& p, const DwPlan& plan, DwView gy, const void* w,
+                              DwView gx, int64_t begin, int64_t end) {
+  run_job<S>(p, plan, backward_input_job(p), gy, w, nullptr, gx, begin, end);
 }
 
-void depthwise_backward_weight(const ConvGeometry& p, const DwPlan& plan, DwType type, DwView x,
-                               DwView gy, void* gw_partial, int64_t begin, int64_t end) {
-  switch (type) {
-    case DwType::f32: return run_backward_weight<float>(p, plan, x, gy, gw_partial, begin, end);
-    case DwType::f64: return run_backward_weight<double>(p, plan, x, gy, gw_partial, begin, end);
-    case DwType::bf16: return run_backward_weight<bf16>(p, plan, x, gy, gw_partial, begin, end);
-  }
+template <typename S>
+void depthwise_backward_weight(const ConvGeometry& p, const DwPlan& plan, DwView x, DwView gy,
+                               void* gw_partial, int64_t begin, int64_t end) {
+  run_backward_weight<S>(p, plan, x, gy, gw_partial, begin, end);
 }
+
+#define LEANCONV_DEPTHWISE_INSTANTIATE(S)                                                          \
+  template DwPlan depthwise_plan<S>(const ConvGeometry&, DwOp, int, bool);                         \
+  template void depthwise_forward<S>(const ConvGeometry&, const DwPlan&, DwView, const void*,      \
+                                     const void*, DwView, int64_t, int64_t);                       \
+  template void depthwise_backward_input<S>(const ConvGeometry&, const DwPlan&, DwView, const void*, \
+                                            DwView, int64_t, int64_t);                             \
+  template void depthwise_backward_weight<S>(const ConvGeometry&, const DwPlan&, DwView, DwView,   \
+                                             void*, int64_t, int64_t);
+LEANCONV_DEPTHWISE_INSTANTIATE(float)
+LEANCONV_DEPTHWISE_INSTANTIATE(double)
+LEANCONV_DEPTHWISE_INSTANTIATE(bf16)
+#undef LEANCONV_DEPTHWISE_INSTANTIATE
 
 }  // namespace leanconv::cpu::LEANCONV_ISA

@@ -22,7 +22,11 @@
 
 namespace leanconv::cpu {
 
-enum class DwType : int { f32 = 0, f64 = 1, bf16 = 2 };
+// bfloat16 storage (the upper half of a float32).
+struct bf16 {
+  uint16_t bits;
+};
+
 enum class DwOp : int { forward = 0, backward_input = 1, backward_weight = 2 };
 
 // A strided view of an (N, C, D, H, W) tensor (a 4-D tensor has D = 1 and any
@@ -47,27 +51,34 @@ struct DwPlan {
 
 }  // namespace leanconv::cpu
 
+// Every kernel is a template over the storage type S of the tensors: float,
+// double or bf16 (bfloat16, computed in float); the glue picks S with
+// AT_DISPATCH, like every other entry point.
 #define LEANCONV_DEPTHWISE_CPU_KERNELS                                                          \
   /* The item decomposition of `op` for `threads` threads; channels_inner: the source has */  \
   /* channel stride 1 (channels_last). */                                                       \
-  ::leanconv::cpu::DwPlan depthwise_plan(const ::leanconv::ConvGeometry& p,                  \
-                                         ::leanconv::cpu::DwType type, ::leanconv::cpu::DwOp op, \
-                                         int threads, bool channels_inner);                     \
+  template <typename S>                                                                         \
+  ::leanconv::cpu::DwPlan depthwise_plan(const ::leanconv::ConvGeometry& p,                     \
+                                         ::leanconv::cpu::DwOp op, int threads,                 \
+                                         bool channels_inner);                                  \
   /* y = depthwise(x, w) + bias.  w: contiguous (C, k...) and bias (C) or null, both in the */  \
   /* compute type (float for bfloat16). */                                                      \
+  template <typename S>                                                                         \
   void depthwise_forward(const ::leanconv::ConvGeometry& p, const ::leanconv::cpu::DwPlan& plan, \
-                         ::leanconv::cpu::DwType type, ::leanconv::cpu::DwView x, const void* w, \
-                         const void* bias, ::leanconv::cpu::DwView y, int64_t begin, int64_t end); \
+                         ::leanconv::cpu::DwView x, const void* w, const void* bias,            \
+                         ::leanconv::cpu::DwView y, int64_t begin, int64_t end);                \
   /* gx = grad_input(gy, w), any stride. */                                                     \
-  void depthwise_backward_input(const ::leanconv::ConvGeometry& p,                           \
-                                const ::leanconv::cpu::DwPlan& plan, ::leanconv::cpu::DwType type, \
-                                ::leanconv::cpu::DwView gy, const void* w,                      \
-                                ::leanconv::cpu::DwView gx, int64_t begin, int64_t end);        \
+  template <typename S>                                                                         \
+  void depthwise_backward_input(const ::leanconv::ConvGeometry& p,                              \
+                                const ::leanconv::cpu::DwPlan& plan, ::leanconv::cpu::DwView gy, \
+                                const void* w, ::leanconv::cpu::DwView gx, int64_t begin,       \
+                                int64_t end);                                                   \
   /* gw_partial (C, k...) in the compute type += the weight gradient of the items; it is */    \
   /* accumulated into, not cleared (one buffer per thread, summed by the caller). */           \
-  void depthwise_backward_weight(const ::leanconv::ConvGeometry& p,                          \
-                                 const ::leanconv::cpu::DwPlan& plan, ::leanconv::cpu::DwType type, \
-                                 ::leanconv::cpu::DwView x, ::leanconv::cpu::DwView gy,         \
-                                 void* gw_partial, int64_t begin, int64_t end);
+  template <typename S>                                                                         \
+  void depthwise_backward_weight(const ::leanconv::ConvGeometry& p,                             \
+                                 const ::leanconv::cpu::DwPlan& plan, ::leanconv::cpu::DwView x, \
+                                 ::leanconv::cpu::DwView gy, void* gw_partial, int64_t begin,   \
+                                 int64_t end);
 
 LEANCONV_DECLARE_FOR_ISAS(LEANCONV_DEPTHWISE_CPU_KERNELS)

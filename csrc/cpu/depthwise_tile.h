@@ -8,6 +8,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "cpu/depthwise_kernel.h"
 #include "cpu/simd.h"
 
 #if defined(__AVX2__)
@@ -16,10 +17,7 @@
 
 namespace leanconv::cpu::LEANCONV_ISA {
 
-// bfloat16 storage (the upper half of a float32).
-struct bf16 {
-  uint16_t bits;
-};
+using ::leanconv::cpu::bf16;  // bfloat16 storage (cpu/depthwise_kernel.h)
 
 template <typename S>
 struct compute_of {
