@@ -146,12 +146,14 @@ void pad_row(const T* src, int64_t w, int64_t pad, T* dst, int64_t ext) {
   std::fill(dst + j1, dst + ext, T(0));
 }
 
-// Geometry of one call, read by every helper below.
-struct Plan {
+// What the kernels add to the geometry of one call (read by every helper
+// below): the row blocking and scratch layout, the H filter's halo, and short
+// int64 names for the H and W sizes of the geometry that the arithmetic reads.
+struct OneWayCpuTiling {
   const ConvGeometry& p;
   const OneWayScratch s;
   int64_t H, W, oh, ow, kh, kw, sy, sx, dy, dx, pad_h, pad_w, halo;
-  explicit Plan(const ConvGeometry& q, bool backward)
+  explicit OneWayCpuTiling(const ConvGeometry& q, bool backward)
       : p(q), s(one_way_scratch(q, backward)), H(q.in[1]), W(q.in[2]), oh(q.out[1]),
         ow(q.out[2]), kh(q.kernel[1]), kw(q.kernel[2]), sy(q.stride[1]), sx(q.stride[2]),
         dy(q.dilation[1]), dx(q.dilation[2]), pad_h(q.pad[1]), pad_w(q.pad[2]),
@@ -167,7 +169,7 @@ struct Plan {
 
 // The padded input rows [r0, r1) of a slice, ext_w columns each (zero outside).
 template <typename T>
-void copy_rows_padded(const Plan& g, const T* src, int64_t r0, int64_t r1, T* xp) {
+void copy_rows_padded(const OneWayCpuTiling& g, const T* src, int64_t r0, int64_t r1, T* xp) {
   const int64_t wp = g.s.ext_w;
   for (int64_t r = r0; r < r1; ++r) {
     T* dst = xp + (r - r0) * wp;
@@ -200,7 +202,8 @@ void combine_flat(const T* src, int64_t step, const T* c, int64_t K, T* dst, int
 }
 
 template <typename T>
-void forward_slice_flat(const Plan& g, const T* src, const T* ch, const T* fw, T* out, T* scratch) {
+void forward_slice_flat(const OneWayCpuTiling& g, const T* src, const T* ch, const T* fw, T* out,
+                        T* scratch) {
   const int64_t wp = g.s.ext_w;
   T* xp = scratch + g.s.xp;
   T* t1 = scratch + g.s.t1;
@@ -215,8 +218,8 @@ void forward_slice_flat(const Plan& g, const T* src, const T* ch, const T* fw, T
 }
 
 template <typename T>
-void backward_slice_flat(const Plan& g, const T* src, const T* gout, const T* ch, const T* fw,
-                         T* gx, T* gh, T* gw, T* scratch) {
+void backward_slice_flat(const OneWayCpuTiling& g, const T* src, const T* gout, const T* ch,
+                         const T* fw, T* gx, T* gh, T* gw, T* scratch) {
   const int64_t wp = g.s.ext_w, P = g.halo - 1, gap = (g.kw - 1) * g.dx;
   T* xp = scratch + g.s.xp;
   T* t1 = scratch + g.s.t1;
@@ -263,7 +266,8 @@ void backward_slice_flat(const Plan& g, const T* src, const T* gout, const T* ch
 
 // out (oh x ow) = H(ch) o W(fw) of one input slice (H x W).
 template <typename T>
-void forward_slice(const Plan& g, const T* src, const T* ch, const T* fw, T* out, T* scratch) {
+void forward_slice(const OneWayCpuTiling& g, const T* src, const T* ch, const T* fw, T* out,
+                   T* scratch) {
   if (g.s.flat) return forward_slice_flat(g, src, ch, fw, out, scratch);
   T* xrow = scratch + g.s.xrow;
   T* t1 = scratch + g.s.t1;
@@ -293,8 +297,8 @@ void forward_slice(const Plan& g, const T* src, const T* ch, const T* fw, T* out
 //   gw[kx] += sum gY[r][ox] * src_padded[r][ox*sx + kx*dx],  gY = H^T(ch) g
 //   gx     += W^T(fw) gY, cropped to the slice
 template <typename T>
-void backward_slice(const Plan& g, const T* src, const T* gout, const T* ch, const T* fw, T* gx,
-                    T* gh, T* gw, T* scratch) {
+void backward_slice(const OneWayCpuTiling& g, const T* src, const T* gout, const T* ch,
+                    const T* fw, T* gx, T* gh, T* gw, T* scratch) {
   if (g.s.flat) return backward_slice_flat(g, src, gout, ch, fw, gx, gh, gw, scratch);
   T* xrow = scratch + g.s.xrow;
   T* t1 = scratch + g.s.t1;
@@ -373,8 +377,8 @@ void pairs_of(const ConvGeometry& p, int64_t zp, int64_t kz0, int64_t kz1, Slice
 }
 
 template <typename T>
-void forward_plane(const Plan& g, const T* x, const T* fd, const T* fh, const T* fw, T sc, T* y,
-                   T* scratch) {
+void forward_plane(const OneWayCpuTiling& g, const T* x, const T* fd, const T* fh, const T* fw,
+                   T sc, T* y, T* scratch) {
   const ConvGeometry& p = g.p;
   const int64_t in_slice = g.H * g.W, out_slice = g.oh * g.ow, KD = p.kernel[0];
   T* ch = scratch + g.s.coef;
@@ -411,8 +415,8 @@ void forward_plane(const Plan& g, const T* x, const T* fd, const T* fh, const T*
 }
 
 template <typename T>
-void backward_plane(const Plan& g, const T* gy, const T* x, const T* fd, const T* fh, const T* fw,
-                    T sc, T* gx, T* gf, T* scratch) {
+void backward_plane(const OneWayCpuTiling& g, const T* gy, const T* x, const T* fd, const T* fh,
+                    const T* fw, T sc, T* gx, T* gf, T* scratch) {
   const ConvGeometry& p = g.p;
   const int64_t in_slice = g.H * g.W, out_slice = g.oh * g.ow, KD = p.kernel[0];
   T* gfd = gf;
@@ -488,7 +492,7 @@ void backward_plane(const Plan& g, const T* gy, const T* x, const T* fd, const T
 template <typename T>
 void forward_planar(const ConvGeometry& p, const T* x, const T* fd, const T* fh, const T* fw,
                     const T* scale, T* y, T* scratch, int64_t begin, int64_t end) {
-  const Plan g(p, false);
+  const OneWayCpuTiling g(p, false);
   const int64_t C = p.channels;
   for (int64_t plane = begin; plane < end; ++plane) {
     const int64_t c = plane % C;
@@ -502,7 +506,7 @@ template <typename T>
 void backward_planar(const ConvGeometry& p, const T* gy, const T* x, const T* fd, const T* fh,
                      const T* fw, const T* scale, T* gx, T* gf, T* scratch, int64_t begin,
                      int64_t end) {
-  const Plan g(p, true);
+  const OneWayCpuTiling g(p, true);
   const int64_t C = p.channels, row = p.kernel[0] + g.kh + g.kw + 1;
   for (int64_t plane = begin; plane < end; ++plane) {
     const int64_t c = plane % C;
