@@ -27,9 +27,8 @@ at::Tensor one_way_conv_cpu(const at::Tensor& input, const std::optional<at::Ten
   check_device(input, "input", at::kCPU);
   if (p.batch * p.channels * p.out_plane() == 0)
     return one_way_finish(at::empty(depthwise_output_shape(p), input.options()), input);
-  const at::Tensor x = one_way_compute(input), fd = one_way_compute(filter_d),
-                   fh = one_way_compute(filter_h), fw = one_way_compute(filter_w),
-                   sc = one_way_compute(scale);
+  [[maybe_unused]] const auto [x, gy, fd, fh, fw, sc] =  // gy: undefined (no grad_output)
+      one_way_operands(input, filter_d, filter_h, filter_w, scale);
   at::Tensor y = at::empty(depthwise_output_shape(p), x.options());
   const auto s = cpu::one_way_scratch(p, false);
   at::Tensor scratch = at::empty({at::get_num_threads(), s.elems}, x.options());
@@ -58,9 +57,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> one_way_c
   const bool need_gx = output_mask[0], need_gf = output_mask[1];
   const bool has_d = given(filter_d), has_scale = given(scale);
   const int64_t C = p.channels, row = p.kernel[0] + p.kernel[1] + p.kernel[2] + 1;
-  const at::Tensor fd = one_way_compute(filter_d), fh = one_way_compute(filter_h),
-                   fw = one_way_compute(filter_w), sc = one_way_compute(scale);
-  const at::Tensor x = one_way_compute(input), gy = one_way_compute(grad_output);
+  const auto [x, gy, fd, fh, fw, sc] =
+      one_way_operands(input, filter_d, filter_h, filter_w, scale, grad_output);
   at::Tensor gx = need_gx ? at::empty(input.sizes(), x.options()) : at::Tensor();
   const int64_t threads = at::get_num_threads();
   at::Tensor partial = need_gf ? at::zeros({threads, C, row}, x.options()) : at::Tensor();

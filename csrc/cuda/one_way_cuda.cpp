@@ -57,9 +57,8 @@ at::Tensor one_way_conv_cuda(const at::Tensor& input, const std::optional<at::Te
   c10::cuda::CUDAGuard guard(input.device());
   if (p.batch * p.channels * p.out_plane() == 0)
     return one_way_finish(at::empty(depthwise_output_shape(p), input.options()), input);
-  const at::Tensor x = one_way_compute(input), fd = one_way_compute(filter_d),
-                   fh = one_way_compute(filter_h), fw = one_way_compute(filter_w),
-                   sc = one_way_compute(scale);
+  [[maybe_unused]] const auto [x, gy, fd, fh, fw, sc] =  // gy: undefined (no grad_output)
+      one_way_operands(input, filter_d, filter_h, filter_w, scale);
   at::Tensor y = at::empty(depthwise_output_shape(p), x.options());
   const ow::OneWayCudaTiling t = tiling_for(p);
   const ow::OneWayCudaSmem m = ow::smem_layout(t, false);
@@ -86,9 +85,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> one_way_c
   const bool need_gx = output_mask[0], need_gf = output_mask[1];
   const bool has_d = given(filter_d), has_scale = given(scale);
   const int64_t C = p.channels, row = p.kernel[0] + p.kernel[1] + p.kernel[2] + 1;
-  const at::Tensor fd = one_way_compute(filter_d), fh = one_way_compute(filter_h),
-                   fw = one_way_compute(filter_w), sc = one_way_compute(scale);
-  const at::Tensor x = one_way_compute(input), gy = one_way_compute(grad_output);
+  const auto [x, gy, fd, fh, fw, sc] =
+      one_way_operands(input, filter_d, filter_h, filter_w, scale, grad_output);
   // both accumulated with atomics: start from zero
   at::Tensor gx = need_gx ? at::zeros(input.sizes(), x.options()) : at::Tensor();
   at::Tensor gf = need_gf ? at::zeros({C, row}, x.options()) : at::Tensor();

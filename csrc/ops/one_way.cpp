@@ -100,6 +100,19 @@ at::Tensor one_way_compute(const std::optional<at::Tensor>& t) {
   return given(t) ? one_way_compute(*t) : at::Tensor();
 }
 
+OneWayOperands one_way_operands(const at::Tensor& input, const std::optional<at::Tensor>& filter_d,
+                                const at::Tensor& filter_h, const at::Tensor& filter_w,
+                                const std::optional<at::Tensor>& scale, const at::Tensor& grad_output) {
+  OneWayOperands o;
+  o.fd = one_way_compute(filter_d);
+  o.fh = one_way_compute(filter_h);
+  o.fw = one_way_compute(filter_w);
+  o.sc = one_way_compute(scale);
+  o.x = one_way_compute(input);
+  if (grad_output.defined()) o.gy = one_way_compute(grad_output);
+  return o;
+}
+
 at::Tensor one_way_finish(const at::Tensor& y, const at::Tensor& input) {
   at::Tensor out = y.scalar_type() == input.scalar_type() ? y : y.to(input.scalar_type());
   return in_layout(out, layout_of(input));

@@ -48,6 +48,16 @@ at::Tensor one_way_compute(const std::optional<at::Tensor>& t);
 // format (channels_last inputs give channels_last outputs).
 at::Tensor one_way_finish(const at::Tensor& y, const at::Tensor& input);
 
+// What the kernels read: every tensor argument through one_way_compute (gy only in
+// the backward op; fd and sc undefined when filter_d / scale are absent).
+struct OneWayOperands {
+  at::Tensor x, gy, fd, fh, fw, sc;
+};
+OneWayOperands one_way_operands(const at::Tensor& input, const std::optional<at::Tensor>& filter_d,
+                                const at::Tensor& filter_h, const at::Tensor& filter_w,
+                                const std::optional<at::Tensor>& scale,
+                                const at::Tensor& grad_output = at::Tensor());
+
 template <typename T>
 const T* one_way_ptr(const at::Tensor& t) {
   return t.defined() ? t.const_data_ptr<T>() : nullptr;
