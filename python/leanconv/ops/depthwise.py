@@ -82,6 +82,14 @@ def _register() -> None:
 # require: the autograd that torch.library.register_autograd attaches to an op has none.
 
 
+def _save_operands(ctx, inputs, output) -> None:
+    """setup_context of the three convolution ops: each takes two tensors, then one argument
+    (bias, input size or kernel size), then stride, padding, dilation; backward needs the two."""
+    first, second, _, stride, padding, dilation = inputs
+    ctx.save_for_backward(first, second)
+    ctx.geometry = (list(stride), list(padding), list(dilation))
+
+
 class _DepthwiseConv(torch.autograd.Function):
     """y = conv(x, w) + b."""
 
@@ -93,10 +101,8 @@ class _DepthwiseConv(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        input, weight, bias, stride, padding, dilation = inputs
-        ctx.save_for_backward(input, weight)
-        ctx.geometry = (list(stride), list(padding), list(dilation))
-        ctx.has_bias = bias is not None
+        _save_operands(ctx, inputs, output)
+        ctx.has_bias = inputs[2] is not None
 
     @staticmethod
     def backward(ctx, grad):
@@ -115,64 +121,53 @@ class _DepthwiseConv(torch.autograd.Function):
         return gi, gw, gb, None, None, None
 
 
-class _BackwardInput(torch.autograd.Function):
-    """gx = conv^T(gy, w): linear in gy (its adjoint is the forward conv) and in w."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(grad_output, weight, input_size, stride, padding, dilation):
-        return torch.ops.leanconv.depthwise_conv_backward_input(grad_output, weight, input_size, stride, padding,
-                                                                dilation)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad_output, weight, input_size, stride, padding, dilation = inputs
-        ctx.save_for_backward(grad_output, weight)
-        ctx.geometry = (list(stride), list(padding), list(dilation))
-
-    @staticmethod
-    def backward(ctx, grad):
-        ops = torch.ops.leanconv
-        grad_output, weight = ctx.saved_tensors
-        stride, padding, dilation = ctx.geometry
-        g_gy = g_w = None
-        if ctx.needs_input_grad[0]:
-            g_gy = _call(_DepthwiseConv, ops.depthwise_conv, grad, weight, None, stride, padding, dilation)
-        if ctx.needs_input_grad[1]:
-            g_w = _call(_BackwardWeight, ops.depthwise_conv_backward_weight, grad_output,
-                        grad, list(weight.shape[2:]), stride, padding, dilation)
-        return g_gy, g_w, None, None, None, None
+def _backward_of_backward(ctx, grad, second_is_weight: bool):
+    """Gradients of a backward op, ``(grad_output, second, ...)`` with ``second`` the weight
+    (backward_input) or the input (backward_weight): it is linear in grad_output (its adjoint is the
+    forward conv of the input with the weight) and in ``second`` (its adjoint is the other backward op)."""
+    ops = torch.ops.leanconv
+    grad_output, second = ctx.saved_tensors
+    stride, padding, dilation = ctx.geometry
+    g_gy = g_second = None
+    if ctx.needs_input_grad[0]:
+        input, weight = (grad, second) if second_is_weight else (second, grad)
+        g_gy = _call(_DepthwiseConv, ops.depthwise_conv, input, weight, None, stride, padding, dilation)
+    if ctx.needs_input_grad[1]:
+        if second_is_weight:
+            other, op, size = _BackwardWeight, ops.depthwise_conv_backward_weight, list(second.shape[2:])
+        else:
+            other, op, size = _BackwardInput, ops.depthwise_conv_backward_input, list(second.shape)
+        g_second = _call(other, op, grad_output, grad, size, stride, padding, dilation)
+    return g_gy, g_second, None, None, None, None
 
 
-class _BackwardWeight(torch.autograd.Function):
-    """gw = corr(gy, x): linear in gy (forward conv of x with the cotangent) and in x."""
+def _backward_function(name: str, op_name: str, second_is_weight: bool, doc: str) -> type[torch.autograd.Function]:
+    """The autograd.Function of the backward op ``op_name`` (``(grad_output, second, size, stride,
+    padding, dilation)``); its gradients are :func:`_backward_of_backward`'s."""
 
-    generate_vmap_rule = True
+    class _Backward(torch.autograd.Function):
+        generate_vmap_rule = True
+        setup_context = staticmethod(_save_operands)
 
-    @staticmethod
-    def forward(grad_output, input, kernel_size, stride, padding, dilation):
-        return torch.ops.leanconv.depthwise_conv_backward_weight(grad_output, input, kernel_size, stride, padding,
-                                                                 dilation)
+        @staticmethod
+        def forward(grad_output, second, size, stride, padding, dilation):
+            return getattr(torch.ops.leanconv, op_name)(grad_output, second, size, stride, padding, dilation)
 
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad_output, input, kernel_size, stride, padding, dilation = inputs
-        ctx.save_for_backward(grad_output, input)
-        ctx.geometry = (list(stride), list(padding), list(dilation))
+        @staticmethod
+        def backward(ctx, grad):
+            return _backward_of_backward(ctx, grad, second_is_weight)
 
-    @staticmethod
-    def backward(ctx, grad):
-        ops = torch.ops.leanconv
-        grad_output, input = ctx.saved_tensors
-        stride, padding, dilation = ctx.geometry
-        g_gy = g_x = None
-        if ctx.needs_input_grad[0]:
-            g_gy = _call(_DepthwiseConv, ops.depthwise_conv, input, grad, None, stride, padding, dilation)
-        if ctx.needs_input_grad[1]:
-            g_x = _call(_BackwardInput, ops.depthwise_conv_backward_input, grad_output,
-                        grad, list(input.shape), stride, padding, dilation)
-        return g_gy, g_x, None, None, None, None
+    _Backward.__name__ = _Backward.__qualname__ = name
+    _Backward.__doc__ = doc
+    return _Backward
+
+
+_BackwardInput = _backward_function(
+    "_BackwardInput", "depthwise_conv_backward_input", True,
+    "gx = conv^T(gy, w): linear in gy (its adjoint is the forward conv) and in w.")
+_BackwardWeight = _backward_function(
+    "_BackwardWeight", "depthwise_conv_backward_weight", False,
+    "gw = corr(gy, x): linear in gy (forward conv of x with the cotangent) and in x.")
 
 
 class _BackwardBias(torch.autograd.Function):
