@@ -66,6 +66,27 @@ def parser(name: str, description: str, **kwargs: Any):
     return ArgumentParser(prog=f"leanconv bench {name}", description=description, **kwargs)
 
 
+def case_parser(name: str, description: str, *, dtypes: Sequence[str], quick_help: str, rounds_help: str,
+                min_run_time_help: str):
+    """The parser of a benchmark that times named cases in rounds: ``--device``, ``--dtype`` (one of
+    ``dtypes``), ``--quick``, ``--cases``, ``--rounds``, ``--min-run-time``, ``--threads``, ``--out``
+    (the help of ``--quick``, ``--rounds`` and ``--min-run-time`` is the benchmark's own)."""
+    import argparse
+
+    from ..commands import int_at_least, positive_float
+
+    ap = parser(name, description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--dtype", choices=list(dtypes), default="float32")
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    ap.add_argument("--cases", default="", help="comma-separated substrings: run only the cases whose name has one")
+    ap.add_argument("--rounds", type=int_at_least(1), default=None, help=rounds_help)
+    ap.add_argument("--min-run-time", type=positive_float, default=None, help=min_run_time_help)
+    ap.add_argument("--threads", type=int_at_least(1), default=None, help="torch.set_num_threads (CPU)")
+    ap.add_argument("--out", type=Path, default=None, help=OUT_HELP)
+    return ap
+
+
 def median_ms(fn: Callable[[], Any], min_run_time: float = 0.5, clock: Callable[[], float] | None = None) -> float:
     """Median time of ``fn()`` in milliseconds: wall time (CUDA synchronised), or ``clock``'s
     (``time.process_time``: this process's CPU time, which on a machine shared with other jobs

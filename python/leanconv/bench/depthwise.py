@@ -18,14 +18,12 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..commands import int_at_least, positive_float
-from .common import (OUT_HELP, environment, median_ms, parser, returns_exit_code, select_cases, setup_run,
+from .common import (case_parser, environment, median_ms, returns_exit_code, select_cases, setup_run,
                      write_report)
 
 __all__ = ["Case", "CPU_CASES", "GPU_CASES", "main"]
@@ -213,17 +211,10 @@ COLUMNS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = parser("depthwise", __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    ap.add_argument("--dtype", choices=["float32", "bfloat16", "float16", "float64"], default="float32")
-    ap.add_argument("--quick", action="store_true", help="fewer cases, shorter timing")
-    ap.add_argument("--cases", default="", help="comma-separated substrings: run only the cases whose name has one")
-    ap.add_argument("--rounds", type=int_at_least(1), default=None, help="interleaved timing rounds (default 3, quick 1)")
-    ap.add_argument("--min-run-time", type=positive_float, default=None,
-                    help="seconds per measurement (default 0.3, quick 0.1)")
-    ap.add_argument("--threads", type=int_at_least(1), default=None, help="torch.set_num_threads (CPU)")
-    ap.add_argument("--out", type=Path, default=None, help=OUT_HELP)
-    return ap
+    return case_parser("depthwise", __doc__, dtypes=["float32", "bfloat16", "float16", "float64"],
+                       quick_help="fewer cases, shorter timing",
+                       rounds_help="interleaved timing rounds (default 3, quick 1)",
+                       min_run_time_help="seconds per measurement (default 0.3, quick 0.1)")
 
 
 @returns_exit_code

@@ -18,27 +18,16 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..commands import int_at_least, positive_float
-from .common import (OUT_HELP, environment, paired_rounds, parser, returns_exit_code, select_cases, setup_run,
+from .common import (case_parser, environment, paired_rounds, returns_exit_code, select_cases, setup_run,
                      write_report)
+from .depthwise import Case  # the same cases: a depthwise layer with 'same' padding, stride 1
 
 __all__ = ["Case", "CASES", "main", "build_parser"]
-
-
-@dataclass(frozen=True)
-class Case:
-    """A depthwise layer: input (N, C, [D,] H, W), kernel, 'same' padding, stride 1."""
-
-    name: str
-    shape: tuple[int, ...]
-    kernel: tuple[int, ...]
 
 
 CASES = [
@@ -58,9 +47,9 @@ def _modules(case: Case, device: str, dtype: torch.dtype) -> tuple[nn.Module, nn
 
     dims = len(case.kernel)
     c = case.shape[1]
-    pad = tuple(k // 2 for k in case.kernel)
-    ref = (nn.Conv2d if dims == 2 else nn.Conv3d)(c, c, case.kernel, padding=pad, groups=c)
-    mine = (DepthwiseConv2d if dims == 2 else DepthwiseConv3d)(c, c, case.kernel, padding=pad, backend="auto")
+    ref = (nn.Conv2d if dims == 2 else nn.Conv3d)(c, c, case.kernel, padding=case.padding, groups=c)
+    mine = (DepthwiseConv2d if dims == 2 else DepthwiseConv3d)(c, c, case.kernel, padding=case.padding,
+                                                               backend="auto")
     mine.load_state_dict(ref.state_dict())
     return mine.to(device, dtype), ref.to(device, dtype)
 
@@ -122,17 +111,10 @@ COLUMNS = ["case", "layout", "pass", "chosen", "leanconv_ms", "torch_ms", "ratio
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = parser("dropin", __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    ap.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
-    ap.add_argument("--quick", action="store_true", help="three tiny cases, short timing (a smoke test)")
-    ap.add_argument("--cases", default="", help="comma-separated substrings: run only the cases whose name has one")
-    ap.add_argument("--rounds", type=int_at_least(1), default=None, help="at least this many rounds (default 5)")
-    ap.add_argument("--min-run-time", type=positive_float, default=None,
-                    help="seconds the slower module runs at least, per case (default 1.0, quick 0.05)")
-    ap.add_argument("--threads", type=int_at_least(1), default=None, help="torch.set_num_threads (CPU)")
-    ap.add_argument("--out", type=Path, default=None, help=OUT_HELP)
-    return ap
+    return case_parser("dropin", __doc__, dtypes=["float32", "bfloat16", "float16"],
+                       quick_help="three tiny cases, short timing (a smoke test)",
+                       rounds_help="at least this many rounds (default 5)",
+                       min_run_time_help="seconds the slower module runs at least, per case (default 1.0, quick 0.05)")
 
 
 @returns_exit_code
