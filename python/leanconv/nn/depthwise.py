@@ -18,7 +18,34 @@ torch.fx.wrap("depthwise_conv")
 
 
 class _DepthwiseMixin:
-    """Shared checks and forward of DepthwiseConv2d/3d (subclasses of nn.ConvNd)."""
+    """Shared constructor, checks and forward of DepthwiseConv2d/3d (subclasses of nn.ConvNd)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int | None = None,
+        kernel_size: int | tuple[int, ...] = 3,
+        stride: int | tuple[int, ...] = 1,
+        padding: str | int | tuple[int, ...] = 0,
+        dilation: int | tuple[int, ...] = 1,
+        groups: int | None = None,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device=None,
+        dtype=None,
+        *,
+        backend: str | None = None,
+    ) -> None:
+        """nn.ConvNd's arguments (one int or N per spatial axis), ``out_channels`` and ``groups``
+        defaulting to ``in_channels``, and keyword ``backend``."""
+        out_channels = in_channels if out_channels is None else out_channels
+        groups = in_channels if groups is None else groups
+        super().__init__(  # nn.Conv2d / nn.Conv3d, next in the subclass's MRO
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+            padding_mode, device, dtype,
+        )
+        self._check_depthwise()
+        self.backend = check_backend(backend, type(self).__name__)
 
     def _check_depthwise(self) -> None:
         name = type(self).__name__
@@ -93,58 +120,8 @@ class DepthwiseConv2d(_DepthwiseMixin, nn.Conv2d):
     the results differ only by floating-point rounding.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int | None = None,
-        kernel_size: int | tuple[int, int] = 3,
-        stride: int | tuple[int, int] = 1,
-        padding: str | int | tuple[int, int] = 0,
-        dilation: int | tuple[int, int] = 1,
-        groups: int | None = None,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        device=None,
-        dtype=None,
-        *,
-        backend: str | None = None,
-    ) -> None:
-        out_channels = in_channels if out_channels is None else out_channels
-        groups = in_channels if groups is None else groups
-        super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-            padding_mode, device, dtype,
-        )
-        self._check_depthwise()
-        self.backend = check_backend(backend, type(self).__name__)
-
 
 class DepthwiseConv3d(_DepthwiseMixin, nn.Conv3d):
     """Depthwise 3-D convolution on leanconv's kernels; drop-in for
     ``nn.Conv3d(C, C, kernel_size, groups=C)`` (same arguments and ``state_dict``;
     ``backend`` as in :class:`DepthwiseConv2d`)."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int | None = None,
-        kernel_size: int | tuple[int, int, int] = 3,
-        stride: int | tuple[int, int, int] = 1,
-        padding: str | int | tuple[int, int, int] = 0,
-        dilation: int | tuple[int, int, int] = 1,
-        groups: int | None = None,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        device=None,
-        dtype=None,
-        *,
-        backend: str | None = None,
-    ) -> None:
-        out_channels = in_channels if out_channels is None else out_channels
-        groups = in_channels if groups is None else groups
-        super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-            padding_mode, device, dtype,
-        )
-        self._check_depthwise()
-        self.backend = check_backend(backend, type(self).__name__)
