@@ -43,6 +43,7 @@ import torch
 
 from .assembly import boundary_damping, node_weight
 from .grid import Boundary, Grid, Sponge
+from .steppers import PaddedStepper, _pick
 from .threads import ThreadPolicy
 
 __all__ = ["FD4Coefficients", "assemble_fd4", "stable_dt_fd4", "FD4TorchStepper", "laplacian4", "fill_ghosts2",
@@ -168,37 +169,19 @@ def apply_l(u: torch.Tensor, coef: FD4Coefficients) -> torch.Tensor:
     return coef.cc * laplacian4(p, wx, wy)
 
 
-class FD4TorchStepper:
+class FD4TorchStepper(PaddedStepper):
     """Buffers padded by two ghost layers and the fd4 update in torch ops (any device)."""
+
+    halo = 2
 
     def __init__(self, coef: FD4Coefficients, threads: ThreadPolicy, shape: tuple[int, int], dtype: torch.dtype,
                  device: torch.device, sl: slice, B: int) -> None:
-        H, W = shape
-        kw = dict(dtype=dtype, device=device)
-        self.prev = torch.zeros(B, H + 4, W + 4, **kw)
-        self.cur = torch.zeros(B, H + 4, W + 4, **kw)
-        self.v = torch.zeros(B, H + 4, W + 4, **kw)
-        self.cc = coef.cc if coef.cc.shape[0] == 1 else coef.cc[sl]
-        self.a_f = coef.a_f if coef.a_f.shape[0] == 1 else coef.a_f[sl]
-        self.free = coef.free
-        self.b = None if coef.b is None else (coef.b if coef.b.shape[0] == 1 else coef.b[sl])
-        self.negd = None if coef.negd is None else (coef.negd if coef.negd.shape[0] == 1 else coef.negd[sl])
+        super().__init__(coef, shape, dtype, device, B)
+        self.v = torch.zeros_like(self.prev)
+        self.cc, self.a_f = _pick(coef.cc, sl), _pick(coef.a_f, sl)
+        self.b, self.negd = _pick(coef.b, sl), _pick(coef.negd, sl)
         self.signs = coef.signs
         self.wx, self.wy, self.s2, self.s4 = coef.kernel_constants()
-
-    def load(self, u_prev: torch.Tensor, u_now: torch.Tensor) -> None:
-        self.prev[:, 2:-2, 2:-2] = u_prev * self.free
-        self.cur[:, 2:-2, 2:-2] = u_now * self.free
-
-    def now(self) -> torch.Tensor:
-        return self.cur[:, 2:-2, 2:-2]
-
-    def before(self) -> torch.Tensor:
-        return self.prev[:, 2:-2, 2:-2]
-
-    def advance(self, steps: int) -> None:
-        for _ in range(steps):
-            self.step(None)
 
     def step(self, force: torch.Tensor | None) -> None:
         fill_ghosts2(self.cur, self.signs)

@@ -14,8 +14,8 @@ import torch
 from .assembly import Coefficients
 from .threads import ThreadPolicy
 
-__all__ = ["KernelStepper", "TorchStepper", "FD4KernelStepper", "choose_backend", "kernel_available", "CHUNK_BYTES",
-           "BACKENDS"]
+__all__ = ["KernelStepper", "TorchStepper", "FD4KernelStepper", "PaddedStepper", "choose_backend", "kernel_available",
+           "CHUNK_BYTES", "BACKENDS"]
 
 BACKENDS = ("auto", "kernel", "torch")
 # bytes of solver state per CPU chunk of the torch-ops stepper (keeps a chunk's buffers in a core's cache)
@@ -75,19 +75,34 @@ def fill_ghosts(p: torch.Tensor) -> None:
 
 
 class _InPlaceStepper:
-    """Unpadded buffers stepped in place by a compiled op (the two swap roles after every step)."""
+    """Unpadded buffers stepped in place by the compiled op of ``scheme`` (the two swap roles after
+    every step); :meth:`_coefficients` gives the op's arguments between the two buffers and ``steps``."""
+
+    scheme: str
 
     def __init__(self, coef: Any, threads: ThreadPolicy, shape: tuple[int, int], dtype: torch.dtype,
-                 device: torch.device, B: int) -> None:
+                 device: torch.device, sl: slice, B: int) -> None:
+        from ..ops import wave as wave_ops
+
         kw = dict(dtype=dtype, device=device)
         self.prev = torch.empty(B, *shape, **kw)  # every use starts with load()
         self.cur = torch.empty(B, *shape, **kw)
         self.free = coef.free
         self.threads = threads
+        self._op = getattr(wave_ops, OPS[self.scheme])
+        self._operands = self._coefficients(coef, sl)
+        self.a_f = _pick(coef.a_f, sl, True)
+        self.b = _pick(coef.b, sl, True) if coef.damped else None
+        self.negd = _pick(coef.negd, sl, True) if coef.damped else None
+
+    @staticmethod
+    def _coefficients(coef: Any, sl: slice) -> tuple:
+        raise NotImplementedError
 
     def _call(self, steps: int, **kw: Any) -> None:
         """``steps`` steps of the op (``force=`` and ``a_f=`` with one step)."""
-        raise NotImplementedError
+        with self.threads.stepping():  # the op's own threads; back to one for the bookkeeping after
+            self._op(self.prev, self.cur, *self._operands, steps, b=self.b, negd=self.negd, **kw)
 
     def load(self, u_prev: torch.Tensor, u_now: torch.Tensor) -> None:
         torch.mul(u_prev, self.free, out=self.prev)  # Dirichlet nodes are held at zero
@@ -114,55 +129,69 @@ class _InPlaceStepper:
 class KernelStepper(_InPlaceStepper):
     """The Q1 scheme stepped by the compiled ``wave_step_`` op."""
 
-    def __init__(self, coef: Coefficients, threads: ThreadPolicy, shape: tuple[int, int], dtype: torch.dtype,
-                 device: torch.device, sl: slice, B: int) -> None:
-        from ..ops.wave import wave_step_
+    scheme = "q1"
 
-        super().__init__(coef, threads, shape, dtype, device, B)
-        self._op = wave_step_
-        self.a_k, self.a_f = _pick(coef.a_k, sl, True), _pick(coef.a_f, sl, True)
-        self.b = _pick(coef.b, sl, True) if coef.damped else None
-        self.negd = _pick(coef.negd, sl, True) if coef.damped else None
-        self.k = coef.kernel_stencil
-
-    def _call(self, steps: int, **kw: Any) -> None:
-        with self.threads.stepping():  # the op's own threads; back to one for the bookkeeping after
-            self._op(self.prev, self.cur, self.a_k, self.k, steps, b=self.b, negd=self.negd, **kw)
+    @staticmethod
+    def _coefficients(coef: Coefficients, sl: slice) -> tuple:
+        return _pick(coef.a_k, sl, True), coef.kernel_stencil
 
 
-class TorchStepper:
+class PaddedStepper:
+    """Buffers padded by ``halo`` mirrored ghost layers, stepped by torch ops one step at a time
+    (any device); a subclass writes :meth:`step` and refreshes its ghosts."""
+
+    halo: int
+
+    def __init__(self, coef: Any, shape: tuple[int, int], dtype: torch.dtype, device: torch.device, B: int) -> None:
+        H, W = shape
+        self.prev = torch.zeros(B, H + 2 * self.halo, W + 2 * self.halo, dtype=dtype, device=device)
+        self.cur = torch.zeros_like(self.prev)
+        self.free = coef.free
+
+    def _interior(self, padded: torch.Tensor) -> torch.Tensor:
+        h = self.halo
+        return padded[:, h:-h, h:-h]
+
+    def load(self, u_prev: torch.Tensor, u_now: torch.Tensor) -> None:
+        # Dirichlet nodes are held at zero: the update's coefficients vanish there
+        self._interior(self.prev)[...] = u_prev * self.free
+        self._interior(self.cur)[...] = u_now * self.free
+
+    def now(self) -> torch.Tensor:
+        return self._interior(self.cur)
+
+    def before(self) -> torch.Tensor:
+        return self._interior(self.prev)
+
+    def advance(self, steps: int) -> None:
+        for _ in range(steps):
+            self.step(None)
+
+    def step(self, force: torch.Tensor | None) -> None:
+        raise NotImplementedError
+
+
+class TorchStepper(PaddedStepper):
     """Padded buffers and the in-place central-difference update for a slice of the batch."""
 
+    halo = 1
+
     def __init__(self, coef: Coefficients, threads: ThreadPolicy, shape: tuple[int, int], dtype: torch.dtype,
                  device: torch.device, sl: slice, B: int) -> None:
+        super().__init__(coef, shape, dtype, device, B)
         H, W = shape
         kw = dict(dtype=dtype, device=device)
-        self.prev = torch.zeros(B, H + 2, W + 2, **kw)
-        self.cur = torch.zeros(B, H + 2, W + 2, **kw)
         self.rows = torch.empty(B, H + 2, W, **kw)
         self.box = torch.empty(B, H, W, **kw)
         self.cy = torch.empty(B, H, W, **kw) if coef.rect else None
         self.p, self.q, self.sc = _pick(coef.p, sl), _pick(coef.q, sl), _pick(coef.s, sl)
         self.negd = _pick(coef.negd, sl) if coef.damped else None
         self.a_f = _pick(coef.a_f, sl)
-        self.free = coef.free
 
     def load(self, u_prev: torch.Tensor, u_now: torch.Tensor) -> None:
-        # Dirichlet nodes are held at zero: the update's coefficients vanish there
-        self.prev[:, 1:-1, 1:-1] = u_prev * self.free
-        self.cur[:, 1:-1, 1:-1] = u_now * self.free
+        super().load(u_prev, u_now)
         fill_ghosts(self.prev)
         fill_ghosts(self.cur)
-
-    def now(self) -> torch.Tensor:
-        return self.cur[:, 1:-1, 1:-1]
-
-    def before(self) -> torch.Tensor:
-        return self.prev[:, 1:-1, 1:-1]
-
-    def advance(self, steps: int) -> None:
-        for _ in range(steps):
-            self.step(None)
 
     def step(self, force: torch.Tensor | None) -> None:
         cur, rows, box = self.cur, self.rows, self.box
@@ -192,17 +221,8 @@ class TorchStepper:
 class FD4KernelStepper(_InPlaceStepper):
     """The fd4 scheme stepped by the compiled ``wave_fd4_step_`` op."""
 
-    def __init__(self, coef: Any, threads: ThreadPolicy, shape: tuple[int, int], dtype: torch.dtype,
-                 device: torch.device, sl: slice, B: int) -> None:
-        from ..ops.wave import wave_fd4_step_
+    scheme = "fd4"
 
-        super().__init__(coef, threads, shape, dtype, device, B)
-        self._op = wave_fd4_step_
-        self.cc, self.a_f = _pick(coef.cc, sl, True), _pick(coef.a_f, sl, True)
-        self.b, self.negd = _pick(coef.b, sl, True), _pick(coef.negd, sl, True)
-        self.constants = coef.kernel_constants()
-        self.signs = coef.signs
-
-    def _call(self, steps: int, **kw: Any) -> None:
-        with self.threads.stepping():
-            self._op(self.prev, self.cur, self.cc, self.constants, self.signs, steps, b=self.b, negd=self.negd, **kw)
+    @staticmethod
+    def _coefficients(coef: Any, sl: slice) -> tuple:
+        return _pick(coef.cc, sl, True), coef.kernel_constants(), coef.signs
