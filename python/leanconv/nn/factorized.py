@@ -18,26 +18,13 @@ filters, channels not factorized: parameters C_out*C_in*R*sum(k).  It saves
 parameters, not FLOPs: the kernel is reconstructed at each forward and run by
 the library's dense convolution.
 
-A priori initialisation (variance of the reconstructed kernel = nn.Conv2d's):
-nn.ConvNd's default init is kaiming_uniform(a=sqrt(5)), i.e. U(-b, b) with
-b = 1/sqrt(fan_in), fan_in = C_in * prod(k), so Var(W) = 1/(3 fan_in).  With
-independent zero-mean factors the variance of a sum of R products is R times
-the product of the factor variances, so we draw
-
-    cp:       lam = 1, B ~ N(0, 1/C_in), F_axis ~ N(0, 1/k_axis), A ~ N(0, 1/(3R))
-              -> Var(W) = R * 1/(3R) * 1/C_in * prod 1/k = 1/(3 fan_in)
-    spatial:  F_axis ~ N(0, c/k_axis) with c = (1/(3 C_in R))^(1/n_axes)
-              -> Var(W) = R * c^n / prod(k) = 1/(3 fan_in)
-
-(the cp split keeps each intermediate activation at the input's variance: B
-sums C_in terms of variance 1/C_in, each filter k terms of variance 1/k).  The
-bias is drawn like nn.ConvNd's, U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+The a priori initialisation (the reconstructed kernel gets nn.ConvNd's default
+variance) and the rank / parameter-count helpers are in :mod:`leanconv.nn._factorized_init`.
 """
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
 
 import torch
 import torch.fx
@@ -47,7 +34,8 @@ from torch import nn
 from ..ops._geometry import pad_last_first, padding_pairs, same_padding
 from ..ops.factorized import factorized_conv
 from . import _decompose
-from ._checks import check_ints, check_rank
+from ._checks import check_ints
+from ._factorized_init import factorized_param_count, init_factors, resolve_rank
 from ._select import check_backend, pick
 
 __all__ = ["FactorizedConv2d", "FactorizedConv3d", "resolve_rank", "factorized_param_count"]
@@ -69,27 +57,6 @@ def _checked_input(input: torch.Tensor, in_channels: int, dims: int, owner: str)
 # symbolic tracing records these as calls instead of tracing through their checks
 torch.fx.wrap("_checked_input")
 torch.fx.wrap("factorized_conv")
-
-
-def factorized_param_count(in_channels: int, out_channels: int, kernel_size: Sequence[int], rank: int,
-                           factorization: str = "cp") -> int:
-    """Weight parameters of a factorized layer (bias not counted)."""
-    if factorization == "cp":
-        return rank * (in_channels + out_channels + sum(kernel_size) + 1)
-    return out_channels * in_channels * rank * sum(kernel_size)
-
-
-def resolve_rank(rank: int | float, in_channels: int, out_channels: int, kernel_size: Sequence[int],
-                 factorization: str = "cp", owner: str = "FactorizedConv") -> int:
-    """The integer rank for ``rank``: an int >= 1 as is, or a float in (0, 1] taken as
-    the fraction of the dense weight count to keep (R = max(1, floor(ratio * dense /
-    params per rank)))."""
-    rank = check_rank(rank, "rank", owner)
-    if isinstance(rank, int):
-        return rank
-    dense = in_channels * out_channels * math.prod(kernel_size)
-    per_rank = factorized_param_count(in_channels, out_channels, kernel_size, 1, factorization)
-    return max(1, math.floor(rank * dense / per_rank + 1e-9))
 
 
 class _FactorizedConvNd(nn.Module):
@@ -194,25 +161,10 @@ class _FactorizedConvNd(nn.Module):
         return self.dense_param_count / self.param_count
 
     # ------------------------------------------------------------------ init
-    @torch.no_grad()
     def reset_parameters(self) -> None:
         """A priori init: the reconstructed kernel has nn.ConvNd's default variance
-        1/(3 fan_in) (formulas in the module docstring)."""
-        fan_in = self.in_channels * math.prod(self.kernel_size)
-        R = self.rank
-        if self.factorization == "cp":
-            self.cp_weights.fill_(1.0)
-            self.in_factor.normal_(0.0, 1.0 / math.sqrt(self.in_channels))
-            self.out_factor.normal_(0.0, 1.0 / math.sqrt(3.0 * R))
-            for f, k in zip(self.spatial_factors, self.kernel_size):
-                f.normal_(0.0, 1.0 / math.sqrt(k))
-        else:
-            c = (1.0 / (3.0 * self.in_channels * R)) ** (1.0 / self._dims)
-            for f, k in zip(self.spatial_factors, self.kernel_size):
-                f.normal_(0.0, math.sqrt(c / k))
-        if self.bias is not None:
-            bound = 1.0 / math.sqrt(fan_in)
-            self.bias.uniform_(-bound, bound)
+        1/(3 fan_in) (formulas in :mod:`leanconv.nn._factorized_init`)."""
+        init_factors(self)
 
     # ------------------------------------------------------------------ views
     def cp_tensor(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
