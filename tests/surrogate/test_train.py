@@ -37,9 +37,22 @@ def _assert_same(a, b):
         assert torch.equal(a[k], b[k]), k
 
 
+def _interrupt_then_resume(tiny_data, tmp_path, tiny_config, monkeypatch, name, interrupt, at, **settings):
+    """Train a full run, and the same run interrupted (Ctrl-C) by ``interrupt`` patched over ``T.<name>``;
+    its checkpoint must be at (epoch, batch) ``at``, and resuming it must give the full run's weights."""
+    train(tiny_config(tiny_data, tmp_path / "full", **settings))
+    cfg = tiny_config(tiny_data, tmp_path / "part", **settings)
+    monkeypatch.setattr(T, name, interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    monkeypatch.undo()
+    state = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)
+    assert (state["epoch"], state["batch"]) == at
+    train(cfg, resume=True)
+    _assert_same(_weights(tmp_path / "full" / "model.pt"), _weights(tmp_path / "part" / "model.pt"))
+
+
 def test_resume_after_epoch_is_bit_identical(tiny_data, tmp_path, tiny_config, monkeypatch):
-    train(tiny_config(tiny_data, tmp_path / "full", epochs=3, conv="factorized", rank=0.3))
-    cfg = tiny_config(tiny_data, tmp_path / "part", epochs=3, conv="factorized", rank=0.3)
     # an interrupted run: Ctrl-C right after the first epoch's checkpoint
     real = T._epoch_batches
 
@@ -48,19 +61,11 @@ def test_resume_after_epoch_is_bit_identical(tiny_data, tmp_path, tiny_config, m
             raise KeyboardInterrupt
         return real(n, batch, seed, epoch, rank, world)
 
-    monkeypatch.setattr(T, "_epoch_batches", stop_at_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg)
-    monkeypatch.undo()
-    state = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)
-    assert (state["epoch"], state["batch"]) == (1, 0)
-    train(cfg, resume=True)
-    _assert_same(_weights(tmp_path / "full" / "model.pt"), _weights(tmp_path / "part" / "model.pt"))
+    _interrupt_then_resume(tiny_data, tmp_path, tiny_config, monkeypatch, "_epoch_batches", stop_at_second_epoch,
+                           (1, 0), epochs=3, conv="factorized", rank=0.3)
 
 
 def test_resume_mid_epoch_is_bit_identical(tiny_data, tmp_path, tiny_config, monkeypatch):
-    train(tiny_config(tiny_data, tmp_path / "full", epochs=2))
-    cfg = tiny_config(tiny_data, tmp_path / "part", epochs=2)
     real, calls = T._collate, {"n": 0}
 
     def interrupt(*a, **k):
@@ -69,14 +74,7 @@ def test_resume_mid_epoch_is_bit_identical(tiny_data, tmp_path, tiny_config, mon
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(T, "_collate", interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg)
-    monkeypatch.undo()
-    state = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)
-    assert (state["epoch"], state["batch"]) == (0, 3)
-    train(cfg, resume=True)
-    _assert_same(_weights(tmp_path / "full" / "model.pt"), _weights(tmp_path / "part" / "model.pt"))
+    _interrupt_then_resume(tiny_data, tmp_path, tiny_config, monkeypatch, "_collate", interrupt, (0, 3), epochs=2)
 
 
 def test_existing_run_needs_resume(tiny_data, tmp_path, tiny_config):

@@ -7,14 +7,17 @@ from leanconv.bench.wave import main
 from leanconv.bench.wave_accuracy import cheapest_by_level
 
 
+def _row(config: str, ms: float, e: float) -> dict:
+    """A hand-made row of the benchmark: the scheme is the configuration's first word."""
+    return {"config": config, "scheme": config.split()[0], "ms": ms, "e": e}
+
+
+# q1 and fd4 rows that both tables below start from
+Q1_FD4 = [_row("q1 65", 1.0, 1e-2), _row("fd4 33", 0.5, 8e-3), _row("fd4 65", 2.0, 1e-3)]
+
+
 def test_cheapest_configuration_per_level():
-    rows = [
-        {"config": "q1 65", "scheme": "q1", "ms": 1.0, "e": 1e-2},
-        {"config": "q1 129", "scheme": "q1", "ms": 8.0, "e": 3e-3},
-        {"config": "fd4 33", "scheme": "fd4", "ms": 0.5, "e": 8e-3},
-        {"config": "fd4 65", "scheme": "fd4", "ms": 2.0, "e": 1e-3},
-        {"config": "fd4 65 slow", "scheme": "fd4", "ms": 4.0, "e": 1e-3},
-    ]
+    rows = [*Q1_FD4, _row("q1 129", 8.0, 3e-3), _row("fd4 65 slow", 4.0, 1e-3)]
     table = {r["level"]: r for r in cheapest_by_level(rows, "e", levels=(2e-2, 5e-3, 1e-3, 1e-4))}
     assert table[2e-2]["q1_config"] == "q1 65" and table[2e-2]["fd4_config"] == "fd4 33"
     assert table[2e-2]["q1_over_fd4"] == 2.0
@@ -34,19 +37,13 @@ def test_quick_run(tmp_path):
 
 
 def test_cheapest_per_level_against_devito():
-    rows = [
-        {"config": "q1 65", "scheme": "q1", "ms": 1.0, "e": 1e-2},
-        {"config": "fd4 33", "scheme": "fd4", "ms": 0.5, "e": 8e-3},
-        {"config": "fd4 65", "scheme": "fd4", "ms": 2.0, "e": 1e-3},
-        {"config": "devito 65", "scheme": "devito", "ms": 3.0, "e": 9e-3},
-        {"config": "devito 129", "scheme": "devito", "ms": 5.0, "e": 9e-4},
-    ]
+    rows = [*Q1_FD4, _row("devito 65", 3.0, 9e-3), _row("devito 129", 5.0, 9e-4)]
     table = {r["level"]: r for r in cheapest_by_level(rows, "e", levels=(2e-2, 1e-3, 5e-4))}
     assert table[2e-2]["leanconv_config"] == "fd4 33" and table[2e-2]["devito_config"] == "devito 65"
     assert table[2e-2]["devito_over_leanconv"] == 6.0
     assert table[1e-3]["leanconv_config"] == "fd4 65" and table[1e-3]["devito_over_leanconv"] == 2.5
     assert table[5e-4]["devito_over_leanconv"] is None
-    assert "devito_config" not in cheapest_by_level(rows[:3], "e")[0]  # no Devito rows: no Devito columns
+    assert "devito_config" not in cheapest_by_level(Q1_FD4, "e")[0]  # no Devito rows: no Devito columns
 
 
 def _devito_installed() -> bool:
