@@ -1,4 +1,4 @@
-"""Shared pieces of the depthwise tests: the PyTorch reference, layouts, tolerances.
+"""Shared pieces of the depthwise tests: the PyTorch reference, layouts, tolerances, the CUDA cases.
 
 The reference is ``F.conv2d``/``F.conv3d`` with ``groups=C`` (asymmetric
 padding through ``F.pad``), evaluated in float64 on the CPU so that it is the
@@ -19,6 +19,47 @@ REL_TOL = {
 
 # "strided": a view with W stride 2; "hw_swapped": H and W swapped in memory
 LAYOUTS = ["contiguous", "channels_last", "strided", "hw_swapped"]
+
+
+# (N, C, spatial, kernel, stride, padding, dilation); padding as the ops take it
+# (int, one per axis, or (before, after) pairs per axis).  Comments name the
+# CUDA path each case takes (see csrc/cuda/depthwise_cuda.cpp);
+# tests/test_depthwise_cuda.py runs them on a GPU and through the CPU replay of
+# the CUDA tiling.
+CUDA_CASES = [
+    # common: stride 1, 'same' padding -> tiled forward / grad_input / grad_weight
+    (2, 8, (56, 56), (3, 3), 1, 1, 1),
+    (2, 8, (56, 56), (7, 7), 1, 3, 1),
+    (2, 4, (28, 28), (5, 5), 1, 2, 1),
+    (2, 4, (32, 32), (13, 13), 1, 6, 1),
+    (1, 4, (32, 32), (31, 31), 1, 15, 1),
+    (2, 3, (16, 16), (31, 31), 1, 15, 1),
+    (1, 3, (40, 36), (51, 5), 1, (25, 2), 1),
+    (1, 3, (36, 40), (5, 51), 1, (2, 25), 1),
+    (2, 3, (20, 45), (1, 31), 1, (0, 15), 1),
+    (2, 3, (45, 20), (31, 1), 1, (15, 0), 1),
+    (2, 3, (23, 29), (9, 11), 1, (4, 5), 1),  # kernel widths without a specialization
+    (1, 2, (70, 130), (5, 7), 1, (2, 3), 1),  # several tiles along both axes
+    (1, 2, (20, 20), (63, 63), 1, 31, 1),  # largest kernel
+    (2, 2, (10, 10), (3, 3), 1, 5, 1),  # padding > kernel: flipped grad_input crops
+    (2, 2, (12, 13), (3, 4), 1, (0, 2, 1, 2), 1),  # asymmetric padding, even kernel
+    (1, 2, (1, 1), (1, 1), 1, 0, 1),  # 1-pixel plane
+    (2, 3, (1, 40), (1, 7), 1, (0, 0, 3, 3), 1),  # 1-row planes
+    # stride / dilation along H only -> still the tiled kernels
+    (2, 3, (33, 35), (5, 3), 1, (4, 1), (2, 1)),
+    (2, 3, (25, 27), (3, 5), (2, 1), (1, 2), (3, 1)),
+    # stride / dilation along W -> generic kernels
+    (3, 5, (17, 19), (3, 3), 2, 1, 1),
+    (2, 3, (30, 31), (7, 5), (3, 2), (3, 2), 1),
+    (2, 3, (33, 35), (3, 3), 1, 2, 2),
+    (1, 2, (24, 26), (3, 3), 3, (0, 2, 1, 0), 3),
+    # 3-D
+    (2, 3, (7, 9, 11), (3, 3, 3), 1, 1, 1),
+    (1, 2, (8, 10, 12), (3, 5, 7), (2, 1, 1), (1, 2, 3), (1, 2, 1)),
+    (1, 2, (9, 9, 9), (7, 1, 1), 1, (3, 0, 0), 1),  # one-way k x 1 x 1
+    (1, 2, (6, 7, 8), (2, 3, 3), (1, 2, 2), (0, 1, 1, 0, 1, 1), (2, 1, 1)),
+    (1, 2, (5, 12, 14), (3, 3, 3), 2, 1, 2),
+]
 
 
 def pad_pairs(padding, dims: int) -> list[tuple[int, int]]:

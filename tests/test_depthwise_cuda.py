@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from depthwise_reference import CUDA_CASES
 from device_marks import requires_cuda
 
 import leanconv.ops  # noqa: F401  (registers fake kernels and autograd)
@@ -28,44 +29,6 @@ from leanconv.ops import depthwise_conv
 from leanconv.ops._geometry import ntuple, padding_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# (N, C, spatial, kernel, stride, padding, dilation); padding as the ops take it
-# (int, one per axis, or (before, after) pairs per axis).  Comments name the
-# CUDA path each case takes (see csrc/cuda/depthwise_cuda.cpp).
-CASES = [
-    # common: stride 1, 'same' padding -> tiled forward / grad_input / grad_weight
-    (2, 8, (56, 56), (3, 3), 1, 1, 1),
-    (2, 8, (56, 56), (7, 7), 1, 3, 1),
-    (2, 4, (28, 28), (5, 5), 1, 2, 1),
-    (2, 4, (32, 32), (13, 13), 1, 6, 1),
-    (1, 4, (32, 32), (31, 31), 1, 15, 1),
-    (2, 3, (16, 16), (31, 31), 1, 15, 1),
-    (1, 3, (40, 36), (51, 5), 1, (25, 2), 1),
-    (1, 3, (36, 40), (5, 51), 1, (2, 25), 1),
-    (2, 3, (20, 45), (1, 31), 1, (0, 15), 1),
-    (2, 3, (45, 20), (31, 1), 1, (15, 0), 1),
-    (2, 3, (23, 29), (9, 11), 1, (4, 5), 1),  # kernel widths without a specialization
-    (1, 2, (70, 130), (5, 7), 1, (2, 3), 1),  # several tiles along both axes
-    (1, 2, (20, 20), (63, 63), 1, 31, 1),  # largest kernel
-    (2, 2, (10, 10), (3, 3), 1, 5, 1),  # padding > kernel: flipped grad_input crops
-    (2, 2, (12, 13), (3, 4), 1, (0, 2, 1, 2), 1),  # asymmetric padding, even kernel
-    (1, 2, (1, 1), (1, 1), 1, 0, 1),  # 1-pixel plane
-    (2, 3, (1, 40), (1, 7), 1, (0, 0, 3, 3), 1),  # 1-row planes
-    # stride / dilation along H only -> still the tiled kernels
-    (2, 3, (33, 35), (5, 3), 1, (4, 1), (2, 1)),
-    (2, 3, (25, 27), (3, 5), (2, 1), (1, 2), (3, 1)),
-    # stride / dilation along W -> generic kernels
-    (3, 5, (17, 19), (3, 3), 2, 1, 1),
-    (2, 3, (30, 31), (7, 5), (3, 2), (3, 2), 1),
-    (2, 3, (33, 35), (3, 3), 1, 2, 2),
-    (1, 2, (24, 26), (3, 3), 3, (0, 2, 1, 0), 3),
-    # 3-D
-    (2, 3, (7, 9, 11), (3, 3, 3), 1, 1, 1),
-    (1, 2, (8, 10, 12), (3, 5, 7), (2, 1, 1), (1, 2, 3), (1, 2, 1)),
-    (1, 2, (9, 9, 9), (7, 1, 1), 1, (3, 0, 0), 1),  # one-way k x 1 x 1
-    (1, 2, (6, 7, 8), (2, 3, 3), (1, 2, 2), (0, 1, 1, 0, 1, 1), (2, 1, 1)),
-    (1, 2, (5, 12, 14), (3, 3, 3), 2, 1, 2),
-]
 
 # rtol for each dtype; atol is rtol times the reference's largest magnitude
 # (outputs are rounded to the dtype; accumulation is float32 or float64).
@@ -140,13 +103,13 @@ def check_case(case, dtype, device, channels_last):
 @requires_cuda
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("case", CASES, ids=case_id)
+@pytest.mark.parametrize("case", CUDA_CASES, ids=case_id)
 def test_matches_torch_on_cuda(case, dtype, channels_last):
     check_case(case, dtype, "cuda", channels_last)
 
 
 @requires_cuda
-@pytest.mark.parametrize("case", CASES[:3] + CASES[-6:], ids=case_id)
+@pytest.mark.parametrize("case", CUDA_CASES[:3] + CUDA_CASES[-6:], ids=case_id)
 def test_float64_matches_torch_on_cuda(case):
     check_case(case, torch.float64, "cuda", channels_last=False)
 
@@ -361,7 +324,7 @@ def fits(size, kernel, stride, pads, dilation) -> bool:
 
 def replay_cases() -> list[str]:
     lines = []
-    for n, c, spatial, kernel, stride, padding, dilation in CASES:
+    for n, c, spatial, kernel, stride, padding, dilation in CUDA_CASES:
         d = len(spatial)
         lines.append(
             replay_line(
