@@ -15,7 +15,8 @@ namespace leanconv::cuda_dw {
 // One output y[idx] (idx over N*C*OD*OH*OW, row-major) without bias.
 LC_EXEC_CHECK_DISABLE
 template <typename Acc, class LoadX, class LoadW>
-LC_HDI Acc direct_forward_one(const ConvGeometry& g, int64_t idx, LoadX&& load_x, LoadW&& load_w, int64_t& c) {
+LC_HDI Acc direct_forward_one(const ConvGeometry& g, int64_t idx, LoadX&& load_x, LoadW&& load_w,
+                              int64_t& c) {
   const Index4 o = split_index(idx, g.out[0], g.out[1], g.out[2]);
   const int64_t ox = o.x, oy = o.y, od = o.z, nc = o.outer;
   c = nc % g.channels;
@@ -130,7 +131,8 @@ LC_HDI Acc wg_generic_term(const WgGeneric& a, const WgGenericBlock& k, int64_t 
   const int64_t ix = ox * g.stride[2] + k.kx * g.dilation[2] - g.pad[2];
   if (id < 0 || id >= g.in[0] || iy < 0 || iy >= g.in[1] || ix < 0 || ix >= g.in[2]) return Acc(0);
   const int64_t nc = n * g.channels + k.c;
-  return load_g(((nc * g.out[0] + od) * g.out[1] + oy) * g.out[2] + ox) * load_x(((nc * g.in[0] + id) * g.in[1] + iy) * g.in[2] + ix);
+  return load_g(((nc * g.out[0] + od) * g.out[1] + oy) * g.out[2] + ox) *
+         load_x(((nc * g.in[0] + id) * g.in[1] + iy) * g.in[2] + ix);
 }
 
 // Stage 2 of both weight gradients: gw[c, tap] = sum over s in order of

@@ -154,7 +154,8 @@ __global__ void __launch_bounds__(kGenericThreads)
 }
 
 template <typename T>
-void launch_backward_input_gather(const ConvGeometry& g, const T* gy, const T* w, T* gx, cudaStream_t stream) {
+void launch_backward_input_gather(const ConvGeometry& g, const T* gy, const T* w, T* gx,
+                                  cudaStream_t stream) {
   const int64_t total = g.batch * g.channels * g.in[0] * g.in[1] * g.in[2];
   const auto blocks = static_cast<unsigned>(grid_blocks(ceil_div(total, kGenericThreads)));
   dw_backward_input_gather_kernel<T><<<blocks, kGenericThreads, 0, stream>>>(g, gy, w, gx, total);

@@ -200,7 +200,8 @@ inline bool plan_forward_fast(const ConvGeometry& g, size_t smem_limit, size_t a
   for (int pass = 0; pass < 2 && bh == 0; ++pass) {
     const int64_t limit = static_cast<int64_t>(pass == 0 ? std::min(kSmemDefault, smem_limit) : smem_limit);
     for (int64_t i = 0; i < nh; ++i) {
-      const int64_t r = (heights[i] - 1) * g.stride[1] + (g.kernel[1] - 1) * g.dilation[1] + 1, cl = a.bw + g.kernel[2] - 1;
+      const int64_t r = (heights[i] - 1) * g.stride[1] + (g.kernel[1] - 1) * g.dilation[1] + 1;
+      const int64_t cl = a.bw + g.kernel[2] - 1;
       if (r > kTiledMaxExtent || cl > kTiledMaxExtent) return false;
       const int64_t pt = pick_pitch(cl, g.stride[1], a.cgs, a.tw);
       const int64_t by = (r * pt + g.kernel[1] * g.kernel[2]) * static_cast<int64_t>(acc_size);

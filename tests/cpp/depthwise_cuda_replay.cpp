@@ -93,7 +93,7 @@ struct Ref {
 Ref reference(const ConvGeometry& g, const std::vector<float>& x, const std::vector<float>& w,
               const std::vector<float>& b, const std::vector<float>& gy) {
   Ref r;
-  const int64_t ny = g.batch * g.channels * g.out[0] * g.out[1] * g.out[2];
+  const int64_t ny = g.batch * g.channels * g.out_plane();
   r.y.assign(ny, 0), r.y_scale.assign(ny, 0);
   r.gx.assign(x.size(), 0), r.gx_scale.assign(x.size(), 0);
   r.gw.assign(w.size(), 0), r.gw_scale.assign(w.size(), 0);
@@ -185,7 +185,7 @@ std::vector<float> replay_forward_fast_dispatch(const FwdFast& a, bool generic_w
 
 std::vector<float> replay_forward_direct(const ConvGeometry& g, const std::vector<float>& x,
                                          const std::vector<float>& w, const std::vector<float>* b) {
-  const int64_t ny = g.batch * g.channels * g.out[0] * g.out[1] * g.out[2];
+  const int64_t ny = g.batch * g.channels * g.out_plane();
   std::vector<float> y(ny);
   const Checked lx{&x, "x"}, lw{&w, "w"};
   for (int64_t i = 0; i < ny; ++i) {
@@ -228,7 +228,7 @@ std::string check_forward_paths(const char* what, const Case& cs, const ConvGeom
 // ------------------------------------------------------ grad_input replays
 
 std::vector<float> replay_gather(const ConvGeometry& g, const std::vector<float>& gy, const std::vector<float>& w) {
-  std::vector<float> gx(g.batch * g.channels * g.in[0] * g.in[1] * g.in[2]);
+  std::vector<float> gx(g.batch * g.channels * g.in_plane());
   const Checked lg{&gy, "gy"}, lw{&w, "w"};
   for (int64_t i = 0; i < static_cast<int64_t>(gx.size()); ++i) gx[i] = gather_input_one<float>(g, i, lg, lw);
   return gx;
@@ -241,7 +241,8 @@ std::vector<float> flip_kernel(const ConvGeometry& g, const std::vector<float>& 
       for (int64_t ky = 0; ky < g.kernel[1]; ++ky)
         for (int64_t kx = 0; kx < g.kernel[2]; ++kx)
           f[((c * g.kernel[0] + kd) * g.kernel[1] + ky) * g.kernel[2] + kx] =
-              w[((c * g.kernel[0] + (g.kernel[0] - 1 - kd)) * g.kernel[1] + (g.kernel[1] - 1 - ky)) * g.kernel[2] + (g.kernel[2] - 1 - kx)];
+              w[((c * g.kernel[0] + (g.kernel[0] - 1 - kd)) * g.kernel[1] + (g.kernel[1] - 1 - ky)) * g.kernel[2] +
+                (g.kernel[2] - 1 - kx)];
   return f;
 }
 
@@ -260,7 +261,8 @@ std::vector<float> replay_wgrad_fast(const WgFast& a, const std::vector<float>& 
   const Checked lx{&x, "x"}, lg{&gy, "gy"};
   for (int64_t blk = 0; blk < a.nblocks; ++blk) {
     const WgBlock k = wg_block(a, blk);
-    require(k.c >= 0 && k.c < g.channels && k.s >= 0 && k.s < a.S && k.kd >= 0 && k.kd < g.kernel[0], "bad block");
+    require(k.c >= 0 && k.c < g.channels && k.s >= 0 && k.s < a.S && k.kd >= 0 && k.kd < g.kernel[0],
+            "bad block");
     for (auto& l : acc)
       for (auto& row : l.v)
         for (float& v : row) v = 0.f;
@@ -364,7 +366,8 @@ bool parse(const std::string& line, Case& cs, std::string& desc) {
   }
   cs.smem_limit = static_cast<size_t>(v[20]);
   cs.target_blocks = v[21];
-  if (g.out[0] < 1 || g.out[1] < 1 || g.out[2] < 1) throw Failure{"kernel larger than the padded input: " + line};
+  if (g.out[0] < 1 || g.out[1] < 1 || g.out[2] < 1)
+    throw Failure{"kernel larger than the padded input: " + line};
   return true;
 }
 
@@ -377,8 +380,8 @@ std::string run_case(const Case& cs, uint32_t seed) {
     for (float& t : v) t = U(rng);
     return v;
   };
-  const auto x = rnd(g.batch * g.channels * g.in[0] * g.in[1] * g.in[2]), w = rnd(g.channels * g.kernel[0] * g.kernel[1] * g.kernel[2]), b = rnd(g.channels),
-             gy = rnd(g.batch * g.channels * g.out[0] * g.out[1] * g.out[2]);
+  const auto x = rnd(g.batch * g.channels * g.in_plane()), w = rnd(g.channels * g.kernel_volume()),
+             b = rnd(g.channels), gy = rnd(g.batch * g.channels * g.out_plane());
   const Ref ref = reference(g, x, w, b, gy);
   std::string out = "fwd=" + check_forward_paths("forward", cs, g, x, w, &b, ref.y, ref.y_scale);
 
