@@ -84,7 +84,7 @@ T* mptr(at::Tensor& t) {
 void check_cuda(const at::Tensor& t, const char* name) { check_device(t, name, at::kCUDA); }
 
 // y (contiguous, preallocated) = depthwise(x, w) + b for geometry g.
-void run_forward(const dw::Geom& g, const at::Tensor& x, const at::Tensor& w, const at::Tensor* b,
+void run_forward(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& w, const at::Tensor* b,
                  at::Tensor& y) {
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.get_device()).stream();
   const DeviceInfo info = device_info(x.get_device());
@@ -118,7 +118,7 @@ at::Tensor depthwise_conv_cuda(const at::Tensor& input, const at::Tensor& weight
   at::Tensor b;
   if (bias.has_value() && bias->defined()) b = bias->contiguous();
   at::Tensor y = at::empty(shape, x.options());
-  run_forward(dw::make_geom(p), x, w, b.defined() ? &b : nullptr, y);
+  run_forward(p, x, w, b.defined() ? &b : nullptr, y);
   return in_layout(y, mf);
 }
 
@@ -137,18 +137,17 @@ at::Tensor depthwise_conv_backward_input_cuda(const at::Tensor& grad_output, con
     return at::empty(input_size, grad_output.options().memory_format(mf));
   const at::Tensor gy = grad_output.contiguous(), w = weight.contiguous();
   at::Tensor gx = at::empty(input_size, gy.options());
-  const dw::Geom g = dw::make_geom(p);
-  if (dw::unit_stride(g)) {
+  if (dw::unit_stride(p)) {
     std::vector<int64_t> flip_dims;
     for (int64_t d = 2; d < w.dim(); ++d) flip_dims.push_back(d);
     const at::Tensor wf = w.flip(flip_dims).contiguous();
-    run_forward(dw::grad_input_as_forward(g), gy, wf, nullptr, gx);
+    run_forward(dw::grad_input_as_forward(p), gy, wf, nullptr, gx);
   } else {
     const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(gy.get_device()).stream();
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, gy.scalar_type(),
                                     "leanconv::depthwise_conv_backward_input (cuda)", [&] {
       using T = typename CudaScalar<scalar_t>::type;
-      dw::launch_backward_input_gather<T>(g, cptr<T>(gy), cptr<T>(w), mptr<T>(gx), stream);
+      dw::launch_backward_input_gather<T>(p, cptr<T>(gy), cptr<T>(w), mptr<T>(gx), stream);
     });
   }
   return in_layout(gx, mf);
@@ -167,7 +166,6 @@ at::Tensor depthwise_conv_backward_weight_cuda(const at::Tensor& grad_output, co
   if (p.batch * p.channels * p.out_plane() == 0) return at::zeros(wshape, grad_output.options());
   const at::Tensor gy = grad_output.contiguous(), x = input.contiguous();
   at::Tensor gw = at::empty(wshape, gy.options());
-  const dw::Geom g = dw::make_geom(p);
   const DeviceInfo info = device_info(gy.get_device());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(gy.get_device()).stream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, gy.scalar_type(),
@@ -175,21 +173,21 @@ at::Tensor depthwise_conv_backward_weight_cuda(const at::Tensor& grad_output, co
     using T = typename CudaScalar<scalar_t>::type;
     if constexpr (!std::is_same_v<T, double>) {
       dw::WgFast plan;
-      if (dw::plan_wgrad_fast(g, info.smem_optin, info.target_blocks, plan)) {
-        at::Tensor partial = at::empty({g.C * plan.S * plan.taps}, gy.options().dtype(at::kFloat));
+      if (dw::plan_wgrad_fast(p, info.smem_optin, info.target_blocks, plan)) {
+        at::Tensor partial = at::empty({p.channels * plan.S * plan.taps}, gy.options().dtype(at::kFloat));
         float* pp = partial.mutable_data_ptr<float>();
         dw::launch_wgrad_fast<T>(plan, cptr<T>(gy), cptr<T>(x), pp, stream);
-        dw::launch_reduce_partials<T, float>(pp, mptr<T>(gw), g.C, plan.S, plan.taps, stream);
+        dw::launch_reduce_partials<T, float>(pp, mptr<T>(gw), p.channels, plan.S, plan.taps, stream);
         return;
       }
     }
     using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
-    const dw::WgGeneric plan = dw::plan_wgrad_generic(g, info.target_blocks);
-    at::Tensor partial = at::empty({g.C * plan.S * plan.taps},
+    const dw::WgGeneric plan = dw::plan_wgrad_generic(p, info.target_blocks);
+    at::Tensor partial = at::empty({p.channels * plan.S * plan.taps},
                                    gy.options().dtype(std::is_same_v<Acc, double> ? at::kDouble : at::kFloat));
     Acc* pp = static_cast<Acc*>(partial.mutable_data_ptr());
     dw::launch_wgrad_generic<T, Acc>(plan, cptr<T>(gy), cptr<T>(x), pp, stream);
-    dw::launch_reduce_partials<T, Acc>(pp, mptr<T>(gw), g.C, plan.S, plan.taps, stream);
+    dw::launch_reduce_partials<T, Acc>(pp, mptr<T>(gw), p.channels, plan.S, plan.taps, stream);
   });
   return gw;
 }

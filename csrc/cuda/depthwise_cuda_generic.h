@@ -15,22 +15,23 @@ namespace leanconv::cuda_dw {
 // One output y[idx] (idx over N*C*OD*OH*OW, row-major) without bias.
 LC_EXEC_CHECK_DISABLE
 template <typename Acc, class LoadX, class LoadW>
-LC_HDI Acc direct_forward_one(const Geom& g, int64_t idx, LoadX&& load_x, LoadW&& load_w, int64_t& c) {
-  const Index4 o = split_index(idx, g.OD, g.OH, g.OW);
+LC_HDI Acc direct_forward_one(const ConvGeometry& g, int64_t idx, LoadX&& load_x, LoadW&& load_w,
+                              int64_t& c) {
+  const Index4 o = split_index(idx, g.out[0], g.out[1], g.out[2]);
   const int64_t ox = o.x, oy = o.y, od = o.z, nc = o.outer;
-  c = nc % g.C;
+  c = nc % g.channels;
   Acc s = 0;
-  for (int64_t kd = 0; kd < g.KD; ++kd) {
-    const int64_t id = od * g.sd + kd * g.dd - g.pd;
-    if (id < 0 || id >= g.D) continue;
-    for (int64_t ky = 0; ky < g.KH; ++ky) {
-      const int64_t iy = oy * g.sh + ky * g.dh - g.ph;
-      if (iy < 0 || iy >= g.H) continue;
-      const int64_t xrow = ((nc * g.D + id) * g.H + iy) * g.W;
-      const int64_t wrow = ((c * g.KD + kd) * g.KH + ky) * g.KW;
-      for (int64_t kx = 0; kx < g.KW; ++kx) {
-        const int64_t ix = ox * g.sw + kx * g.dw - g.pw;
-        if (ix < 0 || ix >= g.W) continue;
+  for (int64_t kd = 0; kd < g.kernel[0]; ++kd) {
+    const int64_t id = od * g.stride[0] + kd * g.dilation[0] - g.pad[0];
+    if (id < 0 || id >= g.in[0]) continue;
+    for (int64_t ky = 0; ky < g.kernel[1]; ++ky) {
+      const int64_t iy = oy * g.stride[1] + ky * g.dilation[1] - g.pad[1];
+      if (iy < 0 || iy >= g.in[1]) continue;
+      const int64_t xrow = ((nc * g.in[0] + id) * g.in[1] + iy) * g.in[2];
+      const int64_t wrow = ((c * g.kernel[0] + kd) * g.kernel[1] + ky) * g.kernel[2];
+      for (int64_t kx = 0; kx < g.kernel[2]; ++kx) {
+        const int64_t ix = ox * g.stride[2] + kx * g.dilation[2] - g.pad[2];
+        if (ix < 0 || ix >= g.in[2]) continue;
         s += load_w(wrow + kx) * load_x(xrow + ix);
       }
     }
@@ -52,21 +53,21 @@ LC_HDI int64_t gather_source(int64_t i, int64_t k, int64_t stride, int64_t dil, 
 // over taps of w * gy at the output that read this input through that tap.
 LC_EXEC_CHECK_DISABLE
 template <typename Acc, class LoadG, class LoadW>
-LC_HDI Acc gather_input_one(const Geom& g, int64_t idx, LoadG&& load_g, LoadW&& load_w) {
-  const Index4 i = split_index(idx, g.D, g.H, g.W);
+LC_HDI Acc gather_input_one(const ConvGeometry& g, int64_t idx, LoadG&& load_g, LoadW&& load_w) {
+  const Index4 i = split_index(idx, g.in[0], g.in[1], g.in[2]);
   const int64_t ix = i.x, iy = i.y, id = i.z, nc = i.outer;
-  const int64_t c = nc % g.C;
+  const int64_t c = nc % g.channels;
   Acc s = 0;
-  for (int64_t kd = 0; kd < g.KD; ++kd) {
-    const int64_t od = gather_source(id, kd, g.sd, g.dd, g.pd, g.OD);
+  for (int64_t kd = 0; kd < g.kernel[0]; ++kd) {
+    const int64_t od = gather_source(id, kd, g.stride[0], g.dilation[0], g.pad[0], g.out[0]);
     if (od < 0) continue;
-    for (int64_t ky = 0; ky < g.KH; ++ky) {
-      const int64_t oy = gather_source(iy, ky, g.sh, g.dh, g.ph, g.OH);
+    for (int64_t ky = 0; ky < g.kernel[1]; ++ky) {
+      const int64_t oy = gather_source(iy, ky, g.stride[1], g.dilation[1], g.pad[1], g.out[1]);
       if (oy < 0) continue;
-      const int64_t grow = ((nc * g.OD + od) * g.OH + oy) * g.OW;
-      const int64_t wrow = ((c * g.KD + kd) * g.KH + ky) * g.KW;
-      for (int64_t kx = 0; kx < g.KW; ++kx) {
-        const int64_t ox = gather_source(ix, kx, g.sw, g.dw, g.pw, g.OW);
+      const int64_t grow = ((nc * g.out[0] + od) * g.out[1] + oy) * g.out[2];
+      const int64_t wrow = ((c * g.kernel[0] + kd) * g.kernel[1] + ky) * g.kernel[2];
+      for (int64_t kx = 0; kx < g.kernel[2]; ++kx) {
+        const int64_t ox = gather_source(ix, kx, g.stride[2], g.dilation[2], g.pad[2], g.out[2]);
         if (ox < 0) continue;
         s += load_w(wrow + kx) * load_g(grow + ox);
       }
@@ -78,21 +79,21 @@ LC_HDI Acc gather_input_one(const Geom& g, int64_t idx, LoadG&& load_g, LoadW&& 
 // Generic weight gradient: block b sums tap `tap` of channel c over the
 // output positions of chunk s (positions = N*OD*OH*OW per channel).
 struct WgGeneric {
-  Geom g;
+  ConvGeometry g;
   int64_t taps, positions, chunk, S, nblocks;
 };
 
-inline WgGeneric plan_wgrad_generic(const Geom& g, int64_t target_blocks) {
+inline WgGeneric plan_wgrad_generic(const ConvGeometry& g, int64_t target_blocks) {
   WgGeneric a;
   a.g = g;
-  a.taps = g.KD * g.KH * g.KW;
-  a.positions = g.N * g.OD * g.OH * g.OW;
+  a.taps = g.kernel[0] * g.kernel[1] * g.kernel[2];
+  a.positions = g.batch * g.out[0] * g.out[1] * g.out[2];
   // at least kGenericThreads positions per chunk
   const int64_t max_chunks = ceil_div(a.positions, kGenericThreads);
-  split_chunks(max_chunks, g.C * a.taps, target_blocks, a.chunk, a.S);
+  split_chunks(max_chunks, g.channels * a.taps, target_blocks, a.chunk, a.S);
   a.chunk = ceil_div(a.positions, a.S);
   a.S = ceil_div(a.positions, a.chunk);
-  a.nblocks = g.C * a.taps * a.S;
+  a.nblocks = g.channels * a.taps * a.S;
   return a;
 }
 
@@ -106,9 +107,9 @@ LC_HDI WgGenericBlock wg_generic_block(const WgGeneric& a, int64_t b) {
   const int64_t t = b / a.taps;
   k.s = t % a.S;
   k.c = t / a.S;
-  k.kx = k.tap % a.g.KW;
-  k.ky = (k.tap / a.g.KW) % a.g.KH;
-  k.kd = k.tap / (a.g.KW * a.g.KH);
+  k.kx = k.tap % a.g.kernel[2];
+  k.ky = (k.tap / a.g.kernel[2]) % a.g.kernel[1];
+  k.kd = k.tap / (a.g.kernel[2] * a.g.kernel[1]);
   return k;
 }
 
@@ -122,15 +123,16 @@ LC_EXEC_CHECK_DISABLE
 template <typename Acc, class LoadG, class LoadX>
 LC_HDI Acc wg_generic_term(const WgGeneric& a, const WgGenericBlock& k, int64_t pos, LoadG&& load_g,
                            LoadX&& load_x) {
-  const Geom& g = a.g;
-  const Index4 o = split_index(pos, g.OD, g.OH, g.OW);
+  const ConvGeometry& g = a.g;
+  const Index4 o = split_index(pos, g.out[0], g.out[1], g.out[2]);
   const int64_t ox = o.x, oy = o.y, od = o.z, n = o.outer;
-  const int64_t id = od * g.sd + k.kd * g.dd - g.pd;
-  const int64_t iy = oy * g.sh + k.ky * g.dh - g.ph;
-  const int64_t ix = ox * g.sw + k.kx * g.dw - g.pw;
-  if (id < 0 || id >= g.D || iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) return Acc(0);
-  const int64_t nc = n * g.C + k.c;
-  return load_g(((nc * g.OD + od) * g.OH + oy) * g.OW + ox) * load_x(((nc * g.D + id) * g.H + iy) * g.W + ix);
+  const int64_t id = od * g.stride[0] + k.kd * g.dilation[0] - g.pad[0];
+  const int64_t iy = oy * g.stride[1] + k.ky * g.dilation[1] - g.pad[1];
+  const int64_t ix = ox * g.stride[2] + k.kx * g.dilation[2] - g.pad[2];
+  if (id < 0 || id >= g.in[0] || iy < 0 || iy >= g.in[1] || ix < 0 || ix >= g.in[2]) return Acc(0);
+  const int64_t nc = n * g.channels + k.c;
+  return load_g(((nc * g.out[0] + od) * g.out[1] + oy) * g.out[2] + ox) *
+         load_x(((nc * g.in[0] + id) * g.in[1] + iy) * g.in[2] + ix);
 }
 
 // Stage 2 of both weight gradients: gw[c, tap] = sum over s in order of

@@ -65,9 +65,9 @@ __global__ void __launch_bounds__(kMaxThreads)
     float acc[TW];
 #pragma unroll
     for (int i = 0; i < TW; ++i) acc[i] = 0.f;
-    for (int64_t kd = 0; kd < a.g.KD; ++kd) {
+    for (int64_t kd = 0; kd < a.g.kernel[0]; ++kd) {
       const int64_t id = input_depth(a.g, k.od, kd);
-      if (id < 0 || id >= a.g.D) continue;  // same for the whole block
+      if (id < 0 || id >= a.g.in[0]) continue;  // same for the whole block
       fwd_fill(a, k, id, kd, tid, xs, ws, load_x, load_w);
       __syncthreads();
       fwd_compute<TW, KWF>(a, xs, ws, tid, acc);
@@ -120,7 +120,7 @@ void launch_forward_fast(const FwdFast& a, const T* x, const T* w, const T* bias
 
 template <typename T>
 __global__ void __launch_bounds__(kGenericThreads)
-    dw_forward_direct_kernel(const Geom g, const T* __restrict__ x, const T* __restrict__ w,
+    dw_forward_direct_kernel(const ConvGeometry g, const T* __restrict__ x, const T* __restrict__ w,
                              const T* __restrict__ bias, T* __restrict__ y, int64_t total) {
   using Acc = acc_t<T>;
   const auto load_x = [x](int64_t i) { return load_acc(x + i); };
@@ -134,9 +134,9 @@ __global__ void __launch_bounds__(kGenericThreads)
 }
 
 template <typename T>
-void launch_forward_direct(const Geom& g, const T* x, const T* w, const T* bias, T* y,
+void launch_forward_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
                            cudaStream_t stream) {
-  const int64_t total = g.N * g.C * g.OD * g.OH * g.OW;
+  const int64_t total = g.batch * g.channels * g.out[0] * g.out[1] * g.out[2];
   const auto blocks = static_cast<unsigned>(grid_blocks(ceil_div(total, kGenericThreads)));
   dw_forward_direct_kernel<T><<<blocks, kGenericThreads, 0, stream>>>(g, x, w, bias, y, total);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -144,7 +144,7 @@ void launch_forward_direct(const Geom& g, const T* x, const T* w, const T* bias,
 
 template <typename T>
 __global__ void __launch_bounds__(kGenericThreads)
-    dw_backward_input_gather_kernel(const Geom g, const T* __restrict__ gy, const T* __restrict__ w,
+    dw_backward_input_gather_kernel(const ConvGeometry g, const T* __restrict__ gy, const T* __restrict__ w,
                                     T* __restrict__ gx, int64_t total) {
   using Acc = acc_t<T>;
   const auto load_g = [gy](int64_t i) { return load_acc(gy + i); };
@@ -154,8 +154,9 @@ __global__ void __launch_bounds__(kGenericThreads)
 }
 
 template <typename T>
-void launch_backward_input_gather(const Geom& g, const T* gy, const T* w, T* gx, cudaStream_t stream) {
-  const int64_t total = g.N * g.C * g.D * g.H * g.W;
+void launch_backward_input_gather(const ConvGeometry& g, const T* gy, const T* w, T* gx,
+                                  cudaStream_t stream) {
+  const int64_t total = g.batch * g.channels * g.in[0] * g.in[1] * g.in[2];
   const auto blocks = static_cast<unsigned>(grid_blocks(ceil_div(total, kGenericThreads)));
   dw_backward_input_gather_kernel<T><<<blocks, kGenericThreads, 0, stream>>>(g, gy, w, gx, total);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -238,10 +239,10 @@ __global__ void __launch_bounds__(kMaxThreads)
     for (int64_t q = k.s * a.chunk; q < q_end; ++q) {
       const WgTile tile = wg_tile(a, q);
       const int64_t id = input_depth(a.g, tile.od, k.kd);
-      if (id < 0 || id >= a.g.D) continue;  // same for the whole block
+      if (id < 0 || id >= a.g.in[0]) continue;  // same for the whole block
       wg_fill(a, k.c, tile, id, tid, xs, gs, load_x, load_g);
       __syncthreads();
-      if (active && tile.oy0 + lane < a.g.OH)
+      if (active && tile.oy0 + lane < a.g.out[1])
         wg_compute(a, xs, gs, lane, ky0, kx0, wg_tile_width(a, tile), acc);
       __syncthreads();  // before the next fill overwrites the tiles
     }
@@ -283,9 +284,9 @@ void launch_wgrad_fast(const WgFast& a, const T* gy, const T* x, float* partial,
   template void launch_wgrad_fast<T>(const WgFast&, const T*, const T*, float*, cudaStream_t);
 
 #define LEANCONV_DW_INSTANTIATE_GENERIC(T, Acc)                                                     \
-  template void launch_forward_direct<T>(const Geom&, const T*, const T*, const T*, T*,           \
+  template void launch_forward_direct<T>(const ConvGeometry&, const T*, const T*, const T*, T*,           \
                                          cudaStream_t);                                           \
-  template void launch_backward_input_gather<T>(const Geom&, const T*, const T*, T*, cudaStream_t); \
+  template void launch_backward_input_gather<T>(const ConvGeometry&, const T*, const T*, T*, cudaStream_t); \
   template void launch_wgrad_generic<T, Acc>(const WgGeneric&, const T*, const T*, Acc*,          \
                                              cudaStream_t);                                       \
   template void launch_reduce_partials<T, Acc>(const Acc*, T*, int64_t, int64_t, int64_t,         \

@@ -24,12 +24,12 @@ void launch_forward_fast(const FwdFast& plan, const T* x, const T* w, const T* b
 
 // y = depthwise(x, w) + bias, any geometry, one thread per output.
 template <typename T>
-void launch_forward_direct(const Geom& g, const T* x, const T* w, const T* bias, T* y,
+void launch_forward_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
                            cudaStream_t stream);
 
 // gx = grad_input(gy, w), any geometry, one thread per input element.
 template <typename T>
-void launch_backward_input_gather(const Geom& g, const T* gy, const T* w, T* gx, cudaStream_t stream);
+void launch_backward_input_gather(const ConvGeometry& g, const T* gy, const T* w, T* gx, cudaStream_t stream);
 
 // partial (C, S, taps) float, from the tiled weight-gradient kernel planned by
 // plan_wgrad_fast (T != double).

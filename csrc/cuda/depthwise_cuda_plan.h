@@ -65,45 +65,26 @@ LC_HDI int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 LC_HDI int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 LC_HDI int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
-// Sizes and geometry of one problem, D/H/W order (2-D: D = OD = KD = 1).
-// pd/ph/pw = padding before each axis; it may be negative (a crop) when a
+// The kernels read the one geometry of the call, ConvGeometry (D/H/W order;
+// 2-D problems have depth 1).  Its pad may be negative (a crop) when a
 // grad_input is computed as a forward convolution (grad_input_as_forward).
-struct Geom {
-  int64_t N, C;
-  int64_t D, H, W;
-  int64_t OD, OH, OW;
-  int64_t KD, KH, KW;
-  int64_t sd, sh, sw;
-  int64_t dd, dh, dw;
-  int64_t pd, ph, pw;
-};
 
-inline Geom make_geom(const ConvGeometry& p) {
-  Geom g;
-  g.N = p.batch;
-  g.C = p.channels;
-  g.D = p.in[0], g.H = p.in[1], g.W = p.in[2];
-  g.OD = p.out[0], g.OH = p.out[1], g.OW = p.out[2];
-  g.KD = p.kernel[0], g.KH = p.kernel[1], g.KW = p.kernel[2];
-  g.sd = p.stride[0], g.sh = p.stride[1], g.sw = p.stride[2];
-  g.dd = p.dilation[0], g.dh = p.dilation[1], g.dw = p.dilation[2];
-  g.pd = p.pad[0], g.ph = p.pad[1], g.pw = p.pad[2];
-  return g;
+inline bool unit_stride(const ConvGeometry& g) {
+  return g.stride[0] == 1 && g.stride[1] == 1 && g.stride[2] == 1;
 }
-
-inline bool unit_stride(const Geom& g) { return g.sd == 1 && g.sh == 1 && g.sw == 1; }
 
 // With stride 1, grad_input = forward convolution of grad_output with the
 // kernel flipped along every axis, padding (k-1)*dilation - pad before each
-// axis, and output size = input size:  gx[i] = sum_k gy[i + pad - k*d] w[k]
-// = sum_f gy[i - ((K-1)*d - pad) + f*d] w[K-1-f].
-inline Geom grad_input_as_forward(const Geom& g) {
-  Geom q = g;
-  q.D = g.OD, q.H = g.OH, q.W = g.OW;
-  q.OD = g.D, q.OH = g.H, q.OW = g.W;
-  q.pd = (g.KD - 1) * g.dd - g.pd;
-  q.ph = (g.KH - 1) * g.dh - g.ph;
-  q.pw = (g.KW - 1) * g.dw - g.pw;
+// axis (and (k-1)*dilation - pad_after after it), and output size = input
+// size:  gx[i] = sum_k gy[i + pad - k*d] w[k] = sum_f gy[i - ((K-1)*d - pad) + f*d] w[K-1-f].
+inline ConvGeometry grad_input_as_forward(const ConvGeometry& g) {
+  ConvGeometry q = g;
+  for (int a = 0; a < 3; ++a) {
+    q.in[a] = g.out[a];
+    q.out[a] = g.in[a];
+    q.pad[a] = (g.kernel[a] - 1) * g.dilation[a] - g.pad[a];
+    q.pad_after[a] = (g.kernel[a] - 1) * g.dilation[a] - g.pad_after[a];
+  }
   return q;
 }
 
@@ -154,11 +135,36 @@ LC_HDI int64_t grid_blocks(int64_t blocks) {
   return min64(max64(blocks, 1), (int64_t(1) << 31) - 1);
 }
 
+// ============================================================== tiled kernels
+
+// Both tiled kernels (fast forward, fast weight gradient) need stride 1 and
+// dilation 1 along W and run their shared-memory index arithmetic in int:
+// what they add to the geometry first are int copies of the kernel height and
+// width and of the stride and dilation along H, narrowed by tiled_taps, which
+// refuses sizes too large for that (then the generic kernels run).  Every
+// other int extent the plans form is checked against kTiledMaxExtent.
+constexpr int64_t kTiledMaxExtent = int64_t(1) << 20;
+constexpr int64_t kTiledMaxTaps = 4096;  // kernel height or width
+
+struct TiledTaps {
+  ConvGeometry g;
+  int KH, KW, sy, dy;  // g.kernel[1], g.kernel[2], g.stride[1], g.dilation[1]
+};
+
+inline bool tiled_taps(const ConvGeometry& g, TiledTaps& a) {
+  if (g.stride[2] != 1 || g.dilation[2] != 1) return false;
+  if (g.kernel[1] > kTiledMaxTaps || g.kernel[2] > kTiledMaxTaps || g.stride[1] > kTiledMaxExtent ||
+      g.dilation[1] > kTiledMaxExtent)
+    return false;
+  a.g = g;
+  a.KH = static_cast<int>(g.kernel[1]), a.KW = static_cast<int>(g.kernel[2]);
+  a.sy = static_cast<int>(g.stride[1]), a.dy = static_cast<int>(g.dilation[1]);
+  return true;
+}
+
 // ============================================================== forward, fast
 
-struct FwdFast {
-  Geom g;
-  int KH, KW, sy, dy;     // int copies of g.KH, g.KW, g.sh, g.dh (checked small)
+struct FwdFast : TiledTaps {
   int tw;                 // outputs per thread along W: 8 or 16 (kernel template)
   int cgs;                // column groups per tile row (1, 2, 4, 8)
   int bh, bw;             // output tile: bh rows x bw = cgs*tw columns
@@ -172,20 +178,13 @@ LC_HDI int64_t fwd_smem_floats(const FwdFast& a) {
   return static_cast<int64_t>(a.rows) * a.pitch + static_cast<int64_t>(a.KH) * a.KW;
 }
 
-inline bool fwd_fast_applies(const Geom& g) { return g.sw == 1 && g.dw == 1; }
-
 // Plans the fast forward kernel; false when it does not apply or its tiles do
 // not fit in `smem_limit` bytes of shared memory (then use the direct kernel).
-inline bool plan_forward_fast(const Geom& g, size_t smem_limit, size_t acc_size, FwdFast& a) {
-  if (!fwd_fast_applies(g)) return false;
-  constexpr int64_t kBig = int64_t(1) << 20;
-  if (g.KH > 4096 || g.KW > 4096 || g.sh > kBig || g.dh > kBig) return false;
+inline bool plan_forward_fast(const ConvGeometry& g, size_t smem_limit, size_t acc_size, FwdFast& a) {
   a = FwdFast{};
-  a.g = g;
-  a.KH = static_cast<int>(g.KH), a.KW = static_cast<int>(g.KW);
-  a.sy = static_cast<int>(g.sh), a.dy = static_cast<int>(g.dh);
-  a.tw = g.OW > 8 ? 16 : 8;
-  const int64_t need = ceil_div(g.OW, a.tw);
+  if (!tiled_taps(g, a)) return false;
+  a.tw = g.out[2] > 8 ? 16 : 8;
+  const int64_t need = ceil_div(g.out[2], a.tw);
   a.cgs = 1;
   while (a.cgs < need && a.cgs < 8) a.cgs *= 2;
   a.bw = a.cgs * a.tw;
@@ -193,7 +192,7 @@ inline bool plan_forward_fast(const Geom& g, size_t smem_limit, size_t acc_size,
   // Tile heights from the tallest useful one down, halving: the tallest that
   // fits in 48 KB, else the tallest that fits in smem_limit (opt-in).
   int64_t heights[8], nh = 0;
-  for (int64_t h = min64(kMaxThreads / a.cgs, round_up(g.OH, rstep));; h = round_up(h / 2, rstep)) {
+  for (int64_t h = min64(kMaxThreads / a.cgs, round_up(g.out[1], rstep));; h = round_up(h / 2, rstep)) {
     heights[nh++] = h;
     if (h <= rstep) break;
   }
@@ -201,10 +200,11 @@ inline bool plan_forward_fast(const Geom& g, size_t smem_limit, size_t acc_size,
   for (int pass = 0; pass < 2 && bh == 0; ++pass) {
     const int64_t limit = static_cast<int64_t>(pass == 0 ? std::min(kSmemDefault, smem_limit) : smem_limit);
     for (int64_t i = 0; i < nh; ++i) {
-      const int64_t r = (heights[i] - 1) * g.sh + (g.KH - 1) * g.dh + 1, cl = a.bw + g.KW - 1;
-      if (r > kBig || cl > kBig) return false;
-      const int64_t pt = pick_pitch(cl, g.sh, a.cgs, a.tw);
-      const int64_t by = (r * pt + g.KH * g.KW) * static_cast<int64_t>(acc_size);
+      const int64_t r = (heights[i] - 1) * g.stride[1] + (g.kernel[1] - 1) * g.dilation[1] + 1;
+      const int64_t cl = a.bw + g.kernel[2] - 1;
+      if (r > kTiledMaxExtent || cl > kTiledMaxExtent) return false;
+      const int64_t pt = pick_pitch(cl, g.stride[1], a.cgs, a.tw);
+      const int64_t by = (r * pt + g.kernel[1] * g.kernel[2]) * static_cast<int64_t>(acc_size);
       if (by <= limit) {
         bh = heights[i], rows = r, cols = cl, pitch = pt, bytes = by;
         break;
@@ -215,9 +215,9 @@ inline bool plan_forward_fast(const Geom& g, size_t smem_limit, size_t acc_size,
   a.bh = static_cast<int>(bh);
   a.rows = static_cast<int>(rows), a.cols = static_cast<int>(cols), a.pitch = static_cast<int>(pitch);
   a.nthreads = a.bh * a.cgs;
-  a.tiles_y = ceil_div(g.OH, a.bh);
-  a.tiles_x = ceil_div(g.OW, a.bw);
-  a.nblocks = g.N * g.C * g.OD * a.tiles_y * a.tiles_x;
+  a.tiles_y = ceil_div(g.out[1], a.bh);
+  a.tiles_x = ceil_div(g.out[2], a.bw);
+  a.nblocks = g.batch * g.channels * g.out[0] * a.tiles_y * a.tiles_x;
   a.smem_bytes = static_cast<size_t>(bytes);
   return true;
 }
@@ -230,22 +230,22 @@ struct FwdBlock {
 };
 
 LC_HDI FwdBlock fwd_block(const FwdFast& a, int64_t b) {
-  const Index4 t = split_index(b, a.g.OD, a.tiles_y, a.tiles_x);
+  const Index4 t = split_index(b, a.g.out[0], a.tiles_y, a.tiles_x);
   FwdBlock k;
   k.od = t.z;
   k.nc = t.outer;
-  k.c = k.nc % a.g.C;
+  k.c = k.nc % a.g.channels;
   k.oy0 = t.y * a.bh;
   k.ox0 = t.x * a.bw;
-  k.iy0 = k.oy0 * a.g.sh - a.g.ph;
-  k.ix0 = k.ox0 - a.g.pw;
+  k.iy0 = k.oy0 * a.g.stride[1] - a.g.pad[1];
+  k.ix0 = k.ox0 - a.g.pad[2];
   return k;
 }
 
 // Input depth read by output depth od through kernel depth kd (may be outside
 // [0, D): then that kd contributes nothing).
-LC_HDI int64_t input_depth(const Geom& g, int64_t od, int64_t kd) {
-  return od * g.sd + kd * g.dd - g.pd;
+LC_HDI int64_t input_depth(const ConvGeometry& g, int64_t od, int64_t kd) {
+  return od * g.stride[0] + kd * g.dilation[0] - g.pad[0];
 }
 
 // Phase 1 (all threads, then __syncthreads): input rows/cols of the tile for
@@ -257,19 +257,19 @@ template <typename Acc, class LoadX, class LoadW>
 LC_HDI void fwd_fill(const FwdFast& a, const FwdBlock& k, int64_t id, int64_t kd, int tid, Acc* xs,
                      Acc* ws, LoadX&& load_x, LoadW&& load_w) {
   const int warp = tid / kWarp, lane = tid % kWarp, nwarps = a.nthreads / kWarp;
-  const int64_t plane_rows = (k.nc * a.g.D + id) * a.g.H;
+  const int64_t plane_rows = (k.nc * a.g.in[0] + id) * a.g.in[1];
   for (int r = warp; r < a.rows; r += nwarps) {
     const int64_t iy = k.iy0 + r;
-    const bool row_in = iy >= 0 && iy < a.g.H;
-    const int64_t base = (plane_rows + iy) * a.g.W;
+    const bool row_in = iy >= 0 && iy < a.g.in[1];
+    const int64_t base = (plane_rows + iy) * a.g.in[2];
     Acc* dst = xs + r * a.pitch;
     for (int c = lane; c < a.cols; c += kWarp) {
       const int64_t ix = k.ix0 + c;
-      dst[c] = (row_in && ix >= 0 && ix < a.g.W) ? load_x(base + ix) : Acc(0);
+      dst[c] = (row_in && ix >= 0 && ix < a.g.in[2]) ? load_x(base + ix) : Acc(0);
     }
   }
   const int kk = a.KH * a.KW;
-  const int64_t wbase = (k.c * a.g.KD + kd) * kk;
+  const int64_t wbase = (k.c * a.g.kernel[0] + kd) * kk;
   for (int i = tid; i < kk; i += a.nthreads) ws[i] = load_w(wbase + i);
 }
 
@@ -336,20 +336,18 @@ LC_HDI void fwd_store(const FwdFast& a, const FwdBlock& k, int tid, const Acc (&
                       Store&& store) {
   const int cg = tid % a.cgs, r = tid / a.cgs;
   const int64_t oy = k.oy0 + r;
-  if (oy >= a.g.OH) return;
-  const int64_t row = ((k.nc * a.g.OD + k.od) * a.g.OH + oy) * a.g.OW;
+  if (oy >= a.g.out[1]) return;
+  const int64_t row = ((k.nc * a.g.out[0] + k.od) * a.g.out[1] + oy) * a.g.out[2];
   LC_UNROLL
   for (int i = 0; i < TW; ++i) {
     const int64_t ox = k.ox0 + cg * TW + i;
-    if (ox < a.g.OW) store(row + ox, acc[i] + bias);
+    if (ox < a.g.out[2]) store(row + ox, acc[i] + bias);
   }
 }
 
 // ====================================================== weight gradient, fast
 
-struct WgFast {
-  Geom g;
-  int KH, KW, sy, dy;     // int copies of g.KH, g.KW, g.sh, g.dh
+struct WgFast : TiledTaps {
   int twg;                // tile width (output columns); tile height kWgRows
   int nby, nbx;           // tap blocks per kernel slice: ceil(KH/U) x ceil(KW/T)
   int nwarps, groups;     // warps per block; blocks per kernel slice
@@ -367,8 +365,6 @@ LC_HDI int64_t wg_smem_floats(const WgFast& a) {
   return static_cast<int64_t>(a.rows) * a.px + static_cast<int64_t>(kWgRows) * a.pg;
 }
 
-inline bool wg_fast_applies(const Geom& g) { return g.sw == 1 && g.dw == 1; }
-
 // Chunks per channel so that about `target_blocks` blocks run, no chunk empty.
 inline void split_chunks(int64_t items, int64_t blocks_per_chunk, int64_t target_blocks,
                          int64_t& chunk, int64_t& S) {
@@ -378,31 +374,26 @@ inline void split_chunks(int64_t items, int64_t blocks_per_chunk, int64_t target
   S = ceil_div(items, chunk);
 }
 
-inline bool plan_wgrad_fast(const Geom& g, size_t smem_limit, int64_t target_blocks, WgFast& a) {
-  if (!wg_fast_applies(g)) return false;
-  constexpr int64_t kBig = int64_t(1) << 20;
-  if (g.KH > 4096 || g.KW > 4096 || g.sh > kBig || g.dh > kBig) return false;
+inline bool plan_wgrad_fast(const ConvGeometry& g, size_t smem_limit, int64_t target_blocks, WgFast& a) {
   a = WgFast{};
-  a.g = g;
-  a.KH = static_cast<int>(g.KH), a.KW = static_cast<int>(g.KW);
-  a.sy = static_cast<int>(g.sh), a.dy = static_cast<int>(g.dh);
-  a.nby = static_cast<int>(ceil_div(g.KH, kWgU));
-  a.nbx = static_cast<int>(ceil_div(g.KW, kWgT));
+  if (!tiled_taps(g, a)) return false;
+  a.nby = static_cast<int>(ceil_div(g.kernel[1], kWgU));
+  a.nbx = static_cast<int>(ceil_div(g.kernel[2], kWgT));
   const int64_t nb = int64_t(a.nby) * a.nbx;
   a.nwarps = static_cast<int>(min64(kMaxThreads / kWarp, nb));
   a.groups = static_cast<int>(ceil_div(nb, a.nwarps));
   a.nthreads = a.nwarps * kWarp;
-  const int64_t rows = (kWgRows - 1) * g.sh + (g.KH - 1) * g.dh + 1;
-  if (rows > kBig) return false;
+  const int64_t rows = (kWgRows - 1) * g.stride[1] + (g.kernel[1] - 1) * g.dilation[1] + 1;
+  if (rows > kTiledMaxExtent) return false;
   // Tile widths 64, 32, 16, 8 (at most OW): the widest that fits in 48 KB,
   // else the widest that fits in smem_limit (opt-in).
   int64_t twg = 0, cols = 0, px = 0, pg = 0, bytes = 0;
   for (int pass = 0; pass < 2 && twg == 0; ++pass) {
     const int64_t limit = static_cast<int64_t>(pass == 0 ? std::min(kSmemDefault, smem_limit) : smem_limit);
-    for (int64_t w = min64(kWgMaxCols, g.OW);; w = max64(8, w / 2)) {
+    for (int64_t w = min64(kWgMaxCols, g.out[2]);; w = max64(8, w / 2)) {
       // Lane l reads columns up to (w - 1) + kx0 + T - 1 with kx0 <= (nbx-1)*T.
       const int64_t cl = w + int64_t(a.nbx) * kWgT - 1;
-      const int64_t p1 = pick_pitch(cl, g.sh, 1, 0), p2 = pick_pitch(w, 1, 1, 0);
+      const int64_t p1 = pick_pitch(cl, g.stride[1], 1, 0), p2 = pick_pitch(w, 1, 1, 0);
       const int64_t by = (rows * p1 + kWgRows * p2) * static_cast<int64_t>(sizeof(float));
       if (by <= limit) {
         twg = w, cols = cl, px = p1, pg = p2, bytes = by;
@@ -415,12 +406,12 @@ inline bool plan_wgrad_fast(const Geom& g, size_t smem_limit, int64_t target_blo
   a.twg = static_cast<int>(twg);
   a.rows = static_cast<int>(rows), a.cols = static_cast<int>(cols);
   a.px = static_cast<int>(px), a.pg = static_cast<int>(pg);
-  a.tiles_y = ceil_div(g.OH, kWgRows);
-  a.tiles_x = ceil_div(g.OW, a.twg);
-  a.tiles = g.N * g.OD * a.tiles_y * a.tiles_x;
-  split_chunks(a.tiles, g.C * g.KD * a.groups, target_blocks, a.chunk, a.S);
-  a.taps = g.KD * g.KH * g.KW;
-  a.nblocks = g.C * a.S * g.KD * a.groups;
+  a.tiles_y = ceil_div(g.out[1], kWgRows);
+  a.tiles_x = ceil_div(g.out[2], a.twg);
+  a.tiles = g.batch * g.out[0] * a.tiles_y * a.tiles_x;
+  split_chunks(a.tiles, g.channels * g.kernel[0] * a.groups, target_blocks, a.chunk, a.S);
+  a.taps = g.kernel[0] * g.kernel[1] * g.kernel[2];
+  a.nblocks = g.channels * a.S * g.kernel[0] * a.groups;
   a.smem_bytes = static_cast<size_t>(bytes);
   return true;
 }
@@ -437,8 +428,8 @@ LC_HDI WgBlock wg_block(const WgFast& a, int64_t b) {
   int64_t t = b;
   k.group = static_cast<int>(t % a.groups);
   t /= a.groups;
-  k.kd = t % a.g.KD;
-  t /= a.g.KD;
+  k.kd = t % a.g.kernel[0];
+  t /= a.g.kernel[0];
   k.s = t % a.S;
   k.c = t / a.S;
   return k;
@@ -460,13 +451,13 @@ struct WgTile {
 };
 
 LC_HDI WgTile wg_tile(const WgFast& a, int64_t q) {
-  const Index4 t = split_index(q, a.g.OD, a.tiles_y, a.tiles_x);
+  const Index4 t = split_index(q, a.g.out[0], a.tiles_y, a.tiles_x);
   return WgTile{t.outer, t.z, t.y * kWgRows, t.x * a.twg};
 }
 
 // Valid columns of a tile (the last tile of a row may be narrower).
 LC_HDI int wg_tile_width(const WgFast& a, const WgTile& k) {
-  return static_cast<int>(min64(a.twg, a.g.OW - k.ox0));
+  return static_cast<int>(min64(a.twg, a.g.out[2] - k.ox0));
 }
 
 // Phase 1: grad_output tile (kWgRows x twg, zero outside) into gs, input tile
@@ -477,27 +468,27 @@ template <typename Acc, class LoadX, class LoadG>
 LC_HDI void wg_fill(const WgFast& a, int64_t c, const WgTile& k, int64_t id, int tid, Acc* xs, Acc* gs,
                     LoadX&& load_x, LoadG&& load_g) {
   const int warp = tid / kWarp, lane = tid % kWarp, nwarps = a.nthreads / kWarp;
-  const int64_t g_rows = ((k.n * a.g.C + c) * a.g.OD + k.od) * a.g.OH;
+  const int64_t g_rows = ((k.n * a.g.channels + c) * a.g.out[0] + k.od) * a.g.out[1];
   for (int r = warp; r < kWgRows; r += nwarps) {
     const int64_t oy = k.oy0 + r;
-    const bool row_in = oy < a.g.OH;
-    const int64_t base = (g_rows + oy) * a.g.OW;
+    const bool row_in = oy < a.g.out[1];
+    const int64_t base = (g_rows + oy) * a.g.out[2];
     Acc* dst = gs + r * a.pg;
     for (int cc = lane; cc < a.twg; cc += kWarp) {
       const int64_t ox = k.ox0 + cc;
-      dst[cc] = (row_in && ox < a.g.OW) ? load_g(base + ox) : Acc(0);
+      dst[cc] = (row_in && ox < a.g.out[2]) ? load_g(base + ox) : Acc(0);
     }
   }
-  const int64_t x_rows = ((k.n * a.g.C + c) * a.g.D + id) * a.g.H;
-  const int64_t iy0 = k.oy0 * a.g.sh - a.g.ph, ix0 = k.ox0 - a.g.pw;
+  const int64_t x_rows = ((k.n * a.g.channels + c) * a.g.in[0] + id) * a.g.in[1];
+  const int64_t iy0 = k.oy0 * a.g.stride[1] - a.g.pad[1], ix0 = k.ox0 - a.g.pad[2];
   for (int r = warp; r < a.rows; r += nwarps) {
     const int64_t iy = iy0 + r;
-    const bool row_in = iy >= 0 && iy < a.g.H;
-    const int64_t base = (x_rows + iy) * a.g.W;
+    const bool row_in = iy >= 0 && iy < a.g.in[1];
+    const int64_t base = (x_rows + iy) * a.g.in[2];
     Acc* dst = xs + r * a.px;
     for (int cc = lane; cc < a.cols; cc += kWarp) {
       const int64_t ix = ix0 + cc;
-      dst[cc] = (row_in && ix >= 0 && ix < a.g.W) ? load_x(base + ix) : Acc(0);
+      dst[cc] = (row_in && ix >= 0 && ix < a.g.in[2]) ? load_x(base + ix) : Acc(0);
     }
   }
 }

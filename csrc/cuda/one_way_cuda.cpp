@@ -47,6 +47,27 @@ void check_smem(size_t bytes, const ow::OneWayCudaTiling& t) {
               "; use shorter filters/dilations or run this layer on the CPU");
 }
 
+// What a launch of either kernel needs besides its operands: the tiling, the
+// shared-memory layout (the backward kernel's is larger) and the stream.
+struct OneWayLaunch {
+  ow::OneWayCudaTiling t;
+  ow::OneWayCudaSmem m;
+  cudaStream_t stream;
+  // The dynamic shared memory of a launch with element type T, checked
+  // against the device's limit.
+  template <typename T>
+  size_t smem_bytes() const {
+    const size_t bytes = static_cast<size_t>(m.total) * sizeof(T);
+    check_smem(bytes, t);
+    return bytes;
+  }
+};
+
+OneWayLaunch plan_launch(const ConvGeometry& p, bool backward) {
+  const ow::OneWayCudaTiling t = tiling_for(p);
+  return {t, ow::smem_layout(t, backward), at::cuda::getCurrentCUDAStream()};
+}
+
 at::Tensor one_way_conv_cuda(const at::Tensor& input, const std::optional<at::Tensor>& filter_d,
                              const at::Tensor& filter_h, const at::Tensor& filter_w,
                              const std::optional<at::Tensor>& scale, c10::IntArrayRef stride,
@@ -60,15 +81,12 @@ at::Tensor one_way_conv_cuda(const at::Tensor& input, const std::optional<at::Te
   [[maybe_unused]] const auto [x, gy, fd, fh, fw, sc] =  // gy: undefined (no grad_output)
       one_way_operands(input, filter_d, filter_h, filter_w, scale);
   at::Tensor y = at::empty(depthwise_output_shape(p), x.options());
-  const ow::OneWayCudaTiling t = tiling_for(p);
-  const ow::OneWayCudaSmem m = ow::smem_layout(t, false);
-  auto stream = at::cuda::getCurrentCUDAStream();
+  const OneWayLaunch l = plan_launch(p, false);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "leanconv::one_way_conv (cuda)", [&] {
-    const size_t bytes = static_cast<size_t>(m.total) * sizeof(scalar_t);
-    check_smem(bytes, t);
-    ow::launch_forward<scalar_t>(t, m, bytes, x.const_data_ptr<scalar_t>(), one_way_ptr<scalar_t>(fd),
-                                 fh.const_data_ptr<scalar_t>(), fw.const_data_ptr<scalar_t>(),
-                                 one_way_ptr<scalar_t>(sc), y.mutable_data_ptr<scalar_t>(), stream);
+    ow::launch_forward<scalar_t>(l.t, l.m, l.smem_bytes<scalar_t>(), x.const_data_ptr<scalar_t>(),
+                                 one_way_ptr<scalar_t>(fd), fh.const_data_ptr<scalar_t>(),
+                                 fw.const_data_ptr<scalar_t>(), one_way_ptr<scalar_t>(sc),
+                                 y.mutable_data_ptr<scalar_t>(), l.stream);
   });
   return one_way_finish(y, input);
 }
@@ -91,17 +109,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> one_way_c
   at::Tensor gx = need_gx ? at::zeros(input.sizes(), x.options()) : at::Tensor();
   at::Tensor gf = need_gf ? at::zeros({C, row}, x.options()) : at::Tensor();
   if ((need_gx || need_gf) && p.batch * C * p.out_plane() > 0) {
-    const ow::OneWayCudaTiling t = tiling_for(p);
-    const ow::OneWayCudaSmem m = ow::smem_layout(t, true);
-    auto stream = at::cuda::getCurrentCUDAStream();
+    const OneWayLaunch l = plan_launch(p, true);
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "leanconv::one_way_conv_backward (cuda)", [&] {
-      const size_t bytes = static_cast<size_t>(m.total) * sizeof(scalar_t);
-      check_smem(bytes, t);
       ow::launch_backward<scalar_t>(
-          t, m, bytes, gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
-          one_way_ptr<scalar_t>(fd), fh.const_data_ptr<scalar_t>(), fw.const_data_ptr<scalar_t>(),
-          one_way_ptr<scalar_t>(sc), need_gx ? gx.mutable_data_ptr<scalar_t>() : nullptr,
-          need_gf ? gf.mutable_data_ptr<scalar_t>() : nullptr, stream);
+          l.t, l.m, l.smem_bytes<scalar_t>(), gy.const_data_ptr<scalar_t>(),
+          x.const_data_ptr<scalar_t>(), one_way_ptr<scalar_t>(fd), fh.const_data_ptr<scalar_t>(),
+          fw.const_data_ptr<scalar_t>(), one_way_ptr<scalar_t>(sc),
+          need_gx ? gx.mutable_data_ptr<scalar_t>() : nullptr,
+          need_gf ? gf.mutable_data_ptr<scalar_t>() : nullptr, l.stream);
     });
   }
   return one_way_backward_results(p, input, gx, gf, has_d, has_scale);

@@ -1,20 +1,14 @@
-// CUDA implementation of wave_step_ (see ops/wave_params.h for the
-// arithmetic): one thread per node and one launch per step; the 3x3
-// neighbourhood is read through the caches.  Float and double.
-#include <ATen/ATen.h>
-#include <ATen/Dispatch.h>
+// CUDA kernel of wave_step_ (see ops/wave_params.h for the arithmetic) and
+// its launcher: one thread per node and one launch per step; the 3x3
+// neighbourhood is read through the caches.  Float and double.  The glue
+// (checks, dtype, the loop over steps) is wave_cuda.cpp.
 #include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
-#include <torch/library.h>
 
 #include <algorithm>
-#include <utility>
 
-#include "ops/glue.h"
-#include "ops/wave.h"
+#include "cuda/wave_cuda_launch.h"
 
-namespace leanconv {
+namespace leanconv::cuda_wave {
 
 namespace {
 
@@ -50,8 +44,11 @@ __global__ void wave_step_kernel(WaveStepParams p, WaveStepData<T> d, const T* _
   }
 }
 
+}  // namespace
+
 template <typename T>
-void launch(const WaveStepParams& p, const WaveStepData<T>& d, const T* u, T* out, cudaStream_t stream) {
+void launch_wave_step(const WaveStepParams& p, const WaveStepData<T>& d, const T* u, T* out,
+                      cudaStream_t stream) {
   const int64_t total = p.batch * p.plane();
   const int threads = 256;
   const int64_t blocks = std::min<int64_t>((total + threads - 1) / threads, 65535LL * 32);
@@ -72,28 +69,9 @@ void launch(const WaveStepParams& p, const WaveStepData<T>& d, const T* u, T* ou
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-void wave_step_cuda(const at::Tensor& prev, const at::Tensor& now, const at::Tensor& a_k,
-                    const std::optional<at::Tensor>& b, const std::optional<at::Tensor>& negd,
-                    const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f, double k0,
-                    double k1, double k2, int64_t steps) {
-  const WaveStepParams p = wave_step_params(prev, now, a_k, b, negd, force, a_f, k0, k1, k2, steps);
-  check_device(prev, "prev", at::kCUDA);
-  if (steps == 0 || p.batch == 0) return;
-  const c10::cuda::CUDAGuard guard(prev.device());
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES(prev.scalar_type(), "leanconv::wave_step_ (cuda)", [&] {
-    const WaveStepData<scalar_t> d = wave_step_data<scalar_t>(prev, now, a_k, b, negd, force, a_f);
-    scalar_t* cur = d.now;
-    scalar_t* old = d.prev;
-    for (int64_t s = 0; s < steps; ++s) {
-      launch<scalar_t>(p, d, cur, old, stream);
-      std::swap(cur, old);
-    }
-  });
-}
+template void launch_wave_step<float>(const WaveStepParams&, const WaveStepData<float>&, const float*,
+                                      float*, cudaStream_t);
+template void launch_wave_step<double>(const WaveStepParams&, const WaveStepData<double>&, const double*,
+                                       double*, cudaStream_t);
 
-}  // namespace
-
-TORCH_LIBRARY_IMPL(leanconv, CUDA, m) { m.impl("wave_step_", &wave_step_cuda); }
-
-}  // namespace leanconv
+}  // namespace leanconv::cuda_wave

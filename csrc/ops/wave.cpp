@@ -60,6 +60,21 @@ void check_force(const std::optional<at::Tensor>& force, const std::optional<at:
   }
 }
 
+// What both ops check last (damping, load) and the fields they describe.
+WaveFields wave_fields(const at::Tensor& prev, const std::optional<at::Tensor>& b,
+                       const std::optional<at::Tensor>& negd, const std::optional<at::Tensor>& force,
+                       const std::optional<at::Tensor>& a_f, int64_t steps) {
+  check_damping(b, negd, prev);
+  check_force(force, a_f, steps, prev);
+  WaveFields f;
+  f.batch = prev.size(0);
+  f.height = prev.size(1);
+  f.width = prev.size(2);
+  f.damped = given(b);
+  f.forced = given(force);
+  return f;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(leanconv, m) {
@@ -83,18 +98,11 @@ WaveStepParams wave_step_params(const at::Tensor& prev, const at::Tensor& now, c
   check_states(prev, now, steps);
   TORCH_CHECK(std::isfinite(k0) && std::isfinite(k1) && std::isfinite(k2), "k0, k1, k2 must be finite");
   check_coefficient(a_k, "a_k", prev);
-  check_damping(b, negd, prev);
-  check_force(force, a_f, steps, prev);
-  WaveStepParams p;
-  p.batch = prev.size(0);
-  p.height = prev.size(1);
-  p.width = prev.size(2);
+  WaveStepParams p{wave_fields(prev, b, negd, force, a_f, steps)};
   p.k0 = k0;
   p.k1 = k1;
   p.k2 = k2;
   p.rect = k1 != 0.0;
-  p.damped = given(b);
-  p.forced = given(force);
   return p;
 }
 
@@ -109,16 +117,9 @@ WaveFd4Params wave_fd4_params(const at::Tensor& prev, const at::Tensor& now, con
               " values");
   for (double s : signs) TORCH_CHECK(s == 1.0 || s == -1.0, "signs must be +1 or -1, got ", signs);
   check_coefficient(cc, "cc", prev);
-  check_damping(b, negd, prev);
-  check_force(force, a_f, steps, prev);
-  WaveFd4Params p;
-  p.batch = prev.size(0);
-  p.height = prev.size(1);
-  p.width = prev.size(2);
+  WaveFd4Params p{wave_fields(prev, b, negd, force, a_f, steps)};
   p.wx = constants[0], p.wy = constants[1], p.s2 = constants[2], p.s4 = constants[3];
   p.sign_left = signs[0], p.sign_right = signs[1], p.sign_bottom = signs[2], p.sign_top = signs[3];
-  p.damped = given(b);
-  p.forced = given(force);
   return p;
 }
 

@@ -15,26 +15,37 @@ WaveStepParams wave_step_params(const at::Tensor& prev, const at::Tensor& now, c
                                 const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f,
                                 double k0, double k1, double k2, int64_t steps);
 
+// A coefficient array's pointer and per-item stride (0 when it has batch 1);
+// nothing when the optional argument is absent.
+template <typename T>
+void wave_coefficient(const std::optional<at::Tensor>& t, const T*& ptr, int64_t& stride) {
+  if (t.has_value() && t->defined()) {
+    ptr = t->const_data_ptr<T>();
+    stride = t->size(0) == 1 ? 0 : t->size(1) * t->size(2);
+  }
+}
+
+// The pointers both ops share (after their checks accepted the tensors).
+template <typename T>
+void wave_buffers(WaveBuffers<T>& d, const at::Tensor& prev, const at::Tensor& now,
+                  const std::optional<at::Tensor>& b, const std::optional<at::Tensor>& negd,
+                  const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f) {
+  d.prev = prev.mutable_data_ptr<T>();
+  d.now = now.mutable_data_ptr<T>();
+  wave_coefficient(b, d.b, d.s_b);
+  wave_coefficient(negd, d.negd, d.s_negd);
+  wave_coefficient(force, d.force, d.s_force);
+  wave_coefficient(a_f, d.a_f, d.s_a_f);
+}
+
 // Fills the pointers (after wave_step_params accepted the tensors).
 template <typename T>
 WaveStepData<T> wave_step_data(const at::Tensor& prev, const at::Tensor& now, const at::Tensor& a_k,
                                const std::optional<at::Tensor>& b, const std::optional<at::Tensor>& negd,
                                const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f) {
   WaveStepData<T> d;
-  const int64_t plane = prev.size(1) * prev.size(2);
-  auto coef = [&](const std::optional<at::Tensor>& t, const T*& ptr, int64_t& stride) {
-    if (t.has_value() && t->defined()) {
-      ptr = t->const_data_ptr<T>();
-      stride = t->size(0) == 1 ? 0 : plane;
-    }
-  };
-  d.prev = prev.mutable_data_ptr<T>();
-  d.now = now.mutable_data_ptr<T>();
-  coef(a_k, d.a_k, d.s_a_k);
-  coef(b, d.b, d.s_b);
-  coef(negd, d.negd, d.s_negd);
-  coef(force, d.force, d.s_force);
-  coef(a_f, d.a_f, d.s_a_f);
+  wave_buffers<T>(d, prev, now, b, negd, force, a_f);
+  wave_coefficient<T>(a_k, d.a_k, d.s_a_k);
   return d;
 }
 
@@ -50,23 +61,8 @@ WaveFd4Data<T> wave_fd4_data(const at::Tensor& prev, const at::Tensor& now, cons
                              const std::optional<at::Tensor>& force, const std::optional<at::Tensor>& a_f,
                              const std::optional<at::Tensor>& b, const std::optional<at::Tensor>& negd) {
   WaveFd4Data<T> d;
-  const int64_t plane = prev.size(1) * prev.size(2);
-  d.prev = prev.mutable_data_ptr<T>();
-  d.now = now.mutable_data_ptr<T>();
-  d.cc = cc.const_data_ptr<T>();
-  d.s_cc = cc.size(0) == 1 ? 0 : plane;
-  if (force.has_value() && force->defined()) {
-    d.force = force->const_data_ptr<T>();
-    d.s_force = force->size(0) == 1 ? 0 : plane;
-    d.a_f = a_f->const_data_ptr<T>();
-    d.s_a_f = a_f->size(0) == 1 ? 0 : plane;
-  }
-  if (b.has_value() && b->defined()) {
-    d.b = b->const_data_ptr<T>();
-    d.s_b = b->size(0) == 1 ? 0 : plane;
-    d.negd = negd->const_data_ptr<T>();
-    d.s_negd = negd->size(0) == 1 ? 0 : plane;
-  }
+  wave_buffers<T>(d, prev, now, b, negd, force, a_f);
+  wave_coefficient<T>(cc, d.cc, d.s_cc);
   return d;
 }
 

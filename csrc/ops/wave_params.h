@@ -17,29 +17,41 @@
 
 namespace leanconv {
 
-struct WaveStepParams {
+// What both wave-step ops (wave_step_, wave_fd4_step_) share: B independent
+// H x W fields, the optional damping (b with negd) and the optional load
+// (force with a_f, one step only).
+struct WaveFields {
   int64_t batch = 0;
-  int64_t height = 0;  // H (rows)
-  int64_t width = 0;   // W (columns, contiguous)
-  double k0 = 0, k1 = 0, k2 = 0;
-  bool rect = false;    // k1 != 0
+  int64_t height = 0;   // H (rows)
+  int64_t width = 0;    // W (columns, contiguous)
   bool damped = false;  // b / negd given
   bool forced = false;  // force / a_f given (one step only)
   int64_t plane() const { return height * width; }
 };
 
-// Pointers of one call.  Coefficient arrays have batch 1 (shared, stride 0)
-// or B (stride H*W).
+struct WaveStepParams : WaveFields {
+  double k0 = 0, k1 = 0, k2 = 0;
+  bool rect = false;  // k1 != 0
+};
+
+// Pointers of one call that both ops share: the two state buffers and the
+// damping and load coefficients.  Coefficient arrays have batch 1 (shared,
+// stride 0) or B (stride H*W).
 template <typename T>
-struct WaveStepData {
+struct WaveBuffers {
   T* prev = nullptr;
   T* now = nullptr;
-  const T* a_k = nullptr;
   const T* b = nullptr;
   const T* negd = nullptr;
   const T* force = nullptr;
   const T* a_f = nullptr;
-  int64_t s_a_k = 0, s_b = 0, s_negd = 0, s_force = 0, s_a_f = 0;
+  int64_t s_b = 0, s_negd = 0, s_force = 0, s_a_f = 0;
+};
+
+template <typename T>
+struct WaveStepData : WaveBuffers<T> {
+  const T* a_k = nullptr;
+  int64_t s_a_k = 0;
 };
 
 }  // namespace leanconv
@@ -59,27 +71,15 @@ namespace leanconv {
 // along H) on fields extended by two mirrored ghost nodes per side: the image of
 // node k across a side is sign * u_k, sign +1 (reflecting) or -1 (Dirichlet).
 // `next` overwrites `prev`; with several steps the two buffers swap roles.
-struct WaveFd4Params {
-  int64_t batch = 0;
-  int64_t height = 0;  // H (rows)
-  int64_t width = 0;   // W (columns, contiguous)
+struct WaveFd4Params : WaveFields {
   double wx = 0, wy = 0, s2 = 0, s4 = 0;
   double sign_left = 1, sign_right = 1, sign_bottom = 1, sign_top = 1;
-  bool damped = false;
-  bool forced = false;
-  int64_t plane() const { return height * width; }
 };
 
 template <typename T>
-struct WaveFd4Data {
-  T* prev = nullptr;
-  T* now = nullptr;
+struct WaveFd4Data : WaveBuffers<T> {
   const T* cc = nullptr;
-  const T* force = nullptr;
-  const T* a_f = nullptr;
-  const T* b = nullptr;
-  const T* negd = nullptr;
-  int64_t s_cc = 0, s_force = 0, s_a_f = 0, s_b = 0, s_negd = 0;  // per-item strides (0: shared by the batch)
+  int64_t s_cc = 0;  // per-item stride (0: shared by the batch)
 };
 
 }  // namespace leanconv

@@ -33,6 +33,7 @@
 #include "cuda/depthwise_cuda_plan.h"
 
 using namespace leanconv::cuda_dw;
+using leanconv::ConvGeometry;
 
 namespace {
 
@@ -41,7 +42,7 @@ struct Failure {
 };
 
 struct Case {
-  Geom g;
+  ConvGeometry g;
   size_t smem_limit;
   int64_t target_blocks;
 };
@@ -89,29 +90,29 @@ struct Ref {
   std::vector<double> y, y_scale, gx, gx_scale, gw, gw_scale;
 };
 
-Ref reference(const Geom& g, const std::vector<float>& x, const std::vector<float>& w,
+Ref reference(const ConvGeometry& g, const std::vector<float>& x, const std::vector<float>& w,
               const std::vector<float>& b, const std::vector<float>& gy) {
   Ref r;
-  const int64_t ny = g.N * g.C * g.OD * g.OH * g.OW;
+  const int64_t ny = g.batch * g.channels * g.out_plane();
   r.y.assign(ny, 0), r.y_scale.assign(ny, 0);
   r.gx.assign(x.size(), 0), r.gx_scale.assign(x.size(), 0);
   r.gw.assign(w.size(), 0), r.gw_scale.assign(w.size(), 0);
-  for (int64_t n = 0; n < g.N; ++n)
-    for (int64_t c = 0; c < g.C; ++c)
-      for (int64_t od = 0; od < g.OD; ++od)
-        for (int64_t oy = 0; oy < g.OH; ++oy)
-          for (int64_t ox = 0; ox < g.OW; ++ox) {
-            const int64_t yi = (((n * g.C + c) * g.OD + od) * g.OH + oy) * g.OW + ox;
+  for (int64_t n = 0; n < g.batch; ++n)
+    for (int64_t c = 0; c < g.channels; ++c)
+      for (int64_t od = 0; od < g.out[0]; ++od)
+        for (int64_t oy = 0; oy < g.out[1]; ++oy)
+          for (int64_t ox = 0; ox < g.out[2]; ++ox) {
+            const int64_t yi = (((n * g.channels + c) * g.out[0] + od) * g.out[1] + oy) * g.out[2] + ox;
             r.y[yi] = b[c], r.y_scale[yi] = std::fabs(b[c]);
-            for (int64_t kd = 0; kd < g.KD; ++kd)
-              for (int64_t ky = 0; ky < g.KH; ++ky)
-                for (int64_t kx = 0; kx < g.KW; ++kx) {
-                  const int64_t id = od * g.sd + kd * g.dd - g.pd;
-                  const int64_t iy = oy * g.sh + ky * g.dh - g.ph;
-                  const int64_t ix = ox * g.sw + kx * g.dw - g.pw;
-                  if (id < 0 || id >= g.D || iy < 0 || iy >= g.H || ix < 0 || ix >= g.W) continue;
-                  const int64_t xi = (((n * g.C + c) * g.D + id) * g.H + iy) * g.W + ix;
-                  const int64_t wi = ((c * g.KD + kd) * g.KH + ky) * g.KW + kx;
+            for (int64_t kd = 0; kd < g.kernel[0]; ++kd)
+              for (int64_t ky = 0; ky < g.kernel[1]; ++ky)
+                for (int64_t kx = 0; kx < g.kernel[2]; ++kx) {
+                  const int64_t id = od * g.stride[0] + kd * g.dilation[0] - g.pad[0];
+                  const int64_t iy = oy * g.stride[1] + ky * g.dilation[1] - g.pad[1];
+                  const int64_t ix = ox * g.stride[2] + kx * g.dilation[2] - g.pad[2];
+                  if (id < 0 || id >= g.in[0] || iy < 0 || iy >= g.in[1] || ix < 0 || ix >= g.in[2]) continue;
+                  const int64_t xi = (((n * g.channels + c) * g.in[0] + id) * g.in[1] + iy) * g.in[2] + ix;
+                  const int64_t wi = ((c * g.kernel[0] + kd) * g.kernel[1] + ky) * g.kernel[2] + kx;
                   r.y[yi] += double(w[wi]) * x[xi];
                   r.y_scale[yi] += std::fabs(double(w[wi]) * x[xi]);
                   r.gx[xi] += double(w[wi]) * gy[yi];
@@ -134,7 +135,7 @@ struct Acc {
 template <int TW, int KWF>
 std::vector<float> replay_forward_fast(const FwdFast& a, const std::vector<float>& x,
                                        const std::vector<float>& w, const std::vector<float>* b) {
-  const int64_t ny = a.g.N * a.g.C * a.g.OD * a.g.OH * a.g.OW;
+  const int64_t ny = a.g.batch * a.g.channels * a.g.out[0] * a.g.out[1] * a.g.out[2];
   std::vector<float> y(ny, NAN);
   std::vector<int> count(ny, 0);
   std::vector<float> xs(static_cast<size_t>(a.rows) * a.pitch), ws(static_cast<size_t>(a.KH) * a.KW);
@@ -144,9 +145,9 @@ std::vector<float> replay_forward_fast(const FwdFast& a, const std::vector<float
     const FwdBlock k = fwd_block(a, blk);
     for (auto& t : acc)
       for (float& v : t.v) v = 0.f;
-    for (int64_t kd = 0; kd < a.g.KD; ++kd) {
+    for (int64_t kd = 0; kd < a.g.kernel[0]; ++kd) {
       const int64_t id = input_depth(a.g, k.od, kd);
-      if (id < 0 || id >= a.g.D) continue;
+      if (id < 0 || id >= a.g.in[0]) continue;
       std::fill(xs.begin(), xs.end(), NAN);
       std::fill(ws.begin(), ws.end(), NAN);
       for (int tid = 0; tid < a.nthreads; ++tid) fwd_fill(a, k, id, kd, tid, xs.data(), ws.data(), lx, lw);
@@ -182,15 +183,15 @@ std::vector<float> replay_forward_fast_dispatch(const FwdFast& a, bool generic_w
   return replay_forward_fast<TW, 0>(a, x, w, b);
 }
 
-std::vector<float> replay_forward_direct(const Geom& g, const std::vector<float>& x,
+std::vector<float> replay_forward_direct(const ConvGeometry& g, const std::vector<float>& x,
                                          const std::vector<float>& w, const std::vector<float>* b) {
-  const int64_t ny = g.N * g.C * g.OD * g.OH * g.OW;
+  const int64_t ny = g.batch * g.channels * g.out_plane();
   std::vector<float> y(ny);
   const Checked lx{&x, "x"}, lw{&w, "w"};
   for (int64_t i = 0; i < ny; ++i) {
     int64_t c = -1;
     float s = direct_forward_one<float>(g, i, lx, lw, c);
-    require(c >= 0 && c < g.C, "direct forward: channel out of range");
+    require(c >= 0 && c < g.channels, "direct forward: channel out of range");
     if (b != nullptr) s += (*b)[c];
     y[i] = s;
   }
@@ -199,7 +200,7 @@ std::vector<float> replay_forward_direct(const Geom& g, const std::vector<float>
 
 // Forward of geometry g on every path the glue may take.  Returns the names
 // of the paths that ran.
-std::string check_forward_paths(const char* what, const Case& cs, const Geom& g, const std::vector<float>& x,
+std::string check_forward_paths(const char* what, const Case& cs, const ConvGeometry& g, const std::vector<float>& x,
                                 const std::vector<float>& w, const std::vector<float>* b,
                                 const std::vector<double>& want, const std::vector<double>& scale) {
   std::string paths;
@@ -226,21 +227,22 @@ std::string check_forward_paths(const char* what, const Case& cs, const Geom& g,
 
 // ------------------------------------------------------ grad_input replays
 
-std::vector<float> replay_gather(const Geom& g, const std::vector<float>& gy, const std::vector<float>& w) {
-  std::vector<float> gx(g.N * g.C * g.D * g.H * g.W);
+std::vector<float> replay_gather(const ConvGeometry& g, const std::vector<float>& gy, const std::vector<float>& w) {
+  std::vector<float> gx(g.batch * g.channels * g.in_plane());
   const Checked lg{&gy, "gy"}, lw{&w, "w"};
   for (int64_t i = 0; i < static_cast<int64_t>(gx.size()); ++i) gx[i] = gather_input_one<float>(g, i, lg, lw);
   return gx;
 }
 
-std::vector<float> flip_kernel(const Geom& g, const std::vector<float>& w) {
+std::vector<float> flip_kernel(const ConvGeometry& g, const std::vector<float>& w) {
   std::vector<float> f(w.size());
-  for (int64_t c = 0; c < g.C; ++c)
-    for (int64_t kd = 0; kd < g.KD; ++kd)
-      for (int64_t ky = 0; ky < g.KH; ++ky)
-        for (int64_t kx = 0; kx < g.KW; ++kx)
-          f[((c * g.KD + kd) * g.KH + ky) * g.KW + kx] =
-              w[((c * g.KD + (g.KD - 1 - kd)) * g.KH + (g.KH - 1 - ky)) * g.KW + (g.KW - 1 - kx)];
+  for (int64_t c = 0; c < g.channels; ++c)
+    for (int64_t kd = 0; kd < g.kernel[0]; ++kd)
+      for (int64_t ky = 0; ky < g.kernel[1]; ++ky)
+        for (int64_t kx = 0; kx < g.kernel[2]; ++kx)
+          f[((c * g.kernel[0] + kd) * g.kernel[1] + ky) * g.kernel[2] + kx] =
+              w[((c * g.kernel[0] + (g.kernel[0] - 1 - kd)) * g.kernel[1] + (g.kernel[1] - 1 - ky)) * g.kernel[2] +
+                (g.kernel[2] - 1 - kx)];
   return f;
 }
 
@@ -248,8 +250,8 @@ std::vector<float> flip_kernel(const Geom& g, const std::vector<float>& w) {
 
 // dw_wgrad_fast_kernel<float> + dw_reduce_partials_kernel.
 std::vector<float> replay_wgrad_fast(const WgFast& a, const std::vector<float>& gy, const std::vector<float>& x) {
-  const Geom& g = a.g;
-  std::vector<float> partial(g.C * a.S * a.taps, NAN);
+  const ConvGeometry& g = a.g;
+  std::vector<float> partial(g.channels * a.S * a.taps, NAN);
   std::vector<int> count(partial.size(), 0);
   std::vector<float> xs(static_cast<size_t>(a.rows) * a.px), gs(static_cast<size_t>(kWgRows) * a.pg);
   struct LaneAcc {
@@ -259,7 +261,8 @@ std::vector<float> replay_wgrad_fast(const WgFast& a, const std::vector<float>& 
   const Checked lx{&x, "x"}, lg{&gy, "gy"};
   for (int64_t blk = 0; blk < a.nblocks; ++blk) {
     const WgBlock k = wg_block(a, blk);
-    require(k.c >= 0 && k.c < g.C && k.s >= 0 && k.s < a.S && k.kd >= 0 && k.kd < g.KD, "bad block");
+    require(k.c >= 0 && k.c < g.channels && k.s >= 0 && k.s < a.S && k.kd >= 0 && k.kd < g.kernel[0],
+            "bad block");
     for (auto& l : acc)
       for (auto& row : l.v)
         for (float& v : row) v = 0.f;
@@ -267,7 +270,7 @@ std::vector<float> replay_wgrad_fast(const WgFast& a, const std::vector<float>& 
     for (int64_t q = k.s * a.chunk; q < q_end; ++q) {
       const WgTile tile = wg_tile(a, q);
       const int64_t id = input_depth(g, tile.od, k.kd);
-      if (id < 0 || id >= g.D) continue;
+      if (id < 0 || id >= g.in[0]) continue;
       std::fill(xs.begin(), xs.end(), NAN);
       std::fill(gs.begin(), gs.end(), NAN);
       for (int tid = 0; tid < a.nthreads; ++tid) wg_fill(a, k.c, tile, id, tid, xs.data(), gs.data(), lx, lg);
@@ -275,7 +278,7 @@ std::vector<float> replay_wgrad_fast(const WgFast& a, const std::vector<float>& 
       for (int tid = 0; tid < a.nthreads; ++tid) {
         const int warp = tid / kWarp, lane = tid % kWarp;
         int ky0 = 0, kx0 = 0;
-        if (wg_warp_taps(a, k.group, warp, ky0, kx0) && tile.oy0 + lane < g.OH)
+        if (wg_warp_taps(a, k.group, warp, ky0, kx0) && tile.oy0 + lane < g.out[1])
           wg_compute(a, xs.data(), gs.data(), lane, ky0, kx0, wg_tile_width(a, tile), acc[tid].v);
       }
       // __syncthreads
@@ -303,7 +306,7 @@ std::vector<float> replay_wgrad_fast(const WgFast& a, const std::vector<float>& 
     }
   }
   check_counts("weight gradient (fast) partial coverage", count);
-  std::vector<float> gw(g.C * a.taps);
+  std::vector<float> gw(g.channels * a.taps);
   for (int64_t i = 0; i < static_cast<int64_t>(gw.size()); ++i)
     gw[i] = reduce_partials_one(partial.data(), i, a.S, a.taps);
   return gw;
@@ -312,7 +315,7 @@ std::vector<float> replay_wgrad_fast(const WgFast& a, const std::vector<float>& 
 // dw_wgrad_generic_kernel<float, float> + dw_reduce_partials_kernel.
 std::vector<float> replay_wgrad_generic(const WgGeneric& a, const std::vector<float>& gy,
                                         const std::vector<float>& x) {
-  std::vector<float> partial(a.g.C * a.S * a.taps, NAN);
+  std::vector<float> partial(a.g.channels * a.S * a.taps, NAN);
   std::vector<int> count(partial.size(), 0);
   const Checked lx{&x, "x"}, lg{&gy, "gy"};
   std::vector<float> red(kGenericThreads);
@@ -332,7 +335,7 @@ std::vector<float> replay_wgrad_generic(const WgGeneric& a, const std::vector<fl
     ++count[i];
   }
   check_counts("weight gradient (generic) partial coverage", count);
-  std::vector<float> gw(a.g.C * a.taps);
+  std::vector<float> gw(a.g.channels * a.taps);
   for (int64_t i = 0; i < static_cast<int64_t>(gw.size()); ++i)
     gw[i] = reduce_partials_one(partial.data(), i, a.S, a.taps);
   return gw;
@@ -347,24 +350,29 @@ bool parse(const std::string& line, Case& cs, std::string& desc) {
   for (int64_t& t : v)
     if (!(in >> t)) throw Failure{"malformed case: " + line};
   desc = line;
-  Geom& g = cs.g;
-  g.N = v[0], g.C = v[1], g.D = v[2], g.H = v[3], g.W = v[4];
-  g.KD = v[5], g.KH = v[6], g.KW = v[7];
-  g.sd = v[8], g.sh = v[9], g.sw = v[10];
-  g.dd = v[11], g.dh = v[12], g.dw = v[13];
-  g.pd = v[14], g.ph = v[16], g.pw = v[18];
-  g.OD = leanconv::conv_out_size(g.D, g.KD, g.sd, v[14], v[15], g.dd);
-  g.OH = leanconv::conv_out_size(g.H, g.KH, g.sh, v[16], v[17], g.dh);
-  g.OW = leanconv::conv_out_size(g.W, g.KW, g.sw, v[18], v[19], g.dw);
+  // the geometry as conv_geometry() fills it for the ops (csrc/ops)
+  ConvGeometry& g = cs.g;
+  g.spatial_dims = static_cast<int>(dims);
+  g.batch = v[0], g.channels = v[1];
+  for (int a = 0; a < 3; ++a) {
+    g.in[a] = v[2 + a];
+    g.kernel[a] = v[5 + a];
+    g.stride[a] = v[8 + a];
+    g.dilation[a] = v[11 + a];
+    g.pad[a] = v[14 + 2 * a];
+    g.pad_after[a] = v[15 + 2 * a];
+    g.out[a] = leanconv::conv_out_size(g.in[a], g.kernel[a], g.stride[a], g.pad[a], g.pad_after[a],
+                                       g.dilation[a]);
+  }
   cs.smem_limit = static_cast<size_t>(v[20]);
   cs.target_blocks = v[21];
-  if (g.OD < 1 || g.OH < 1 || g.OW < 1) throw Failure{"kernel larger than the padded input: " + line};
-  (void)dims;
+  if (g.out[0] < 1 || g.out[1] < 1 || g.out[2] < 1)
+    throw Failure{"kernel larger than the padded input: " + line};
   return true;
 }
 
 std::string run_case(const Case& cs, uint32_t seed) {
-  const Geom& g = cs.g;
+  const ConvGeometry& g = cs.g;
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> U(-1.f, 1.f);
   auto rnd = [&](int64_t n) {
@@ -372,15 +380,15 @@ std::string run_case(const Case& cs, uint32_t seed) {
     for (float& t : v) t = U(rng);
     return v;
   };
-  const auto x = rnd(g.N * g.C * g.D * g.H * g.W), w = rnd(g.C * g.KD * g.KH * g.KW), b = rnd(g.C),
-             gy = rnd(g.N * g.C * g.OD * g.OH * g.OW);
+  const auto x = rnd(g.batch * g.channels * g.in_plane()), w = rnd(g.channels * g.kernel_volume()),
+             b = rnd(g.channels), gy = rnd(g.batch * g.channels * g.out_plane());
   const Ref ref = reference(g, x, w, b, gy);
   std::string out = "fwd=" + check_forward_paths("forward", cs, g, x, w, &b, ref.y, ref.y_scale);
 
   compare("grad_input gather", replay_gather(g, gy, w), ref.gx, ref.gx_scale);
   out += " gi=gather";
   if (unit_stride(g)) {
-    const Geom q = grad_input_as_forward(g);
+    const ConvGeometry q = grad_input_as_forward(g);
     out += "+flipped:" + check_forward_paths("grad_input (flipped forward)", cs, q, gy, flip_kernel(g, w),
                                              nullptr, ref.gx, ref.gx_scale);
   }
