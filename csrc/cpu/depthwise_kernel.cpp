@@ -15,6 +15,14 @@
 // (run_direct_job): there the traffic to memory, not the arithmetic, decides.
 // grad_input with stride > 1 also multiplies the zeros between the strided
 // rows (the product of the strides times the arithmetic): simple, vectorized.
+//
+// Why one file over 600 lines: the forward, grad_input and grad_weight paths
+// share the Job description, the tile packing, the item loops and the
+// register-blocking constants, and their micro-kernels must inline into one
+// another (the always_inline lambdas are what keep the accumulators in
+// registers); split across files, all of that would move into a header that
+// only these pieces include.  The dtype conversions and row transposes that
+// can stand alone are in depthwise_tile.h.
 #include "cpu/depthwise_kernel.h"
 
 #include <algorithm>
