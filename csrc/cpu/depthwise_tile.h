@@ -11,7 +11,7 @@
 #include "cpu/depthwise_kernel.h"
 #include "cpu/simd.h"
 
-#if defined(__AVX2__)
+#if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
@@ -94,10 +94,74 @@ inline void store_cvt(S* p, simd::vec_t<T> v) {
 
 // ---------------------------------------------------------------- transposes
 
+#if defined(__AVX512F__)
+// The last step of the AVX-512 transposes: vector c = 4q + m (q: 128-bit lane,
+// m < 4 for float, < 2 for double) gathers lane q of u[m], u[M + m], u[2M + m],
+// u[3M + m] (M = L / 4), where u[i] lane q holds column 4q + i % M of rows
+// 4 * (i / M) .. 4 * (i / M) + 3 (float), 2 * (i / M) .. + 1 (double).
+template <typename V, int M, V (*Shuffle)(V, V, int)>
+inline void gather_lanes(const V* u, V* out) {
+  for (int m = 0; m < M; ++m) {
+    const V v1 = Shuffle(u[m], u[M + m], 0x44), v2 = Shuffle(u[m], u[M + m], 0xEE);
+    const V v3 = Shuffle(u[2 * M + m], u[3 * M + m], 0x44), v4 = Shuffle(u[2 * M + m], u[3 * M + m], 0xEE);
+    out[0 * M + m] = Shuffle(v1, v3, 0x88);
+    out[1 * M + m] = Shuffle(v1, v3, 0xDD);
+    out[2 * M + m] = Shuffle(v2, v4, 0x88);
+    out[3 * M + m] = Shuffle(v2, v4, 0xDD);
+  }
+}
+inline __m512 shuffle_f32x4(__m512 a, __m512 b, int imm) {
+  switch (imm) {  // the immediate must be a constant
+    case 0x44: return _mm512_shuffle_f32x4(a, b, 0x44);
+    case 0xEE: return _mm512_shuffle_f32x4(a, b, 0xEE);
+    case 0x88: return _mm512_shuffle_f32x4(a, b, 0x88);
+    default: return _mm512_shuffle_f32x4(a, b, 0xDD);
+  }
+}
+inline __m512d shuffle_f64x2(__m512d a, __m512d b, int imm) {
+  switch (imm) {
+    case 0x44: return _mm512_shuffle_f64x2(a, b, 0x44);
+    case 0xEE: return _mm512_shuffle_f64x2(a, b, 0xEE);
+    case 0x88: return _mm512_shuffle_f64x2(a, b, 0x88);
+    default: return _mm512_shuffle_f64x2(a, b, 0xDD);
+  }
+}
+#endif
+
 // r[i] lane j  <-  r[j] lane i  (an L x L block held in L vectors).
 template <typename T>
 inline void transpose(simd::vec_t<T>* r) {
   constexpr int L = kLanes<T>;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    // pairs, then quads within each 128-bit lane, then the lanes
+    __m512 a[16], u[16];
+    for (int i = 0; i < 16; ++i) a[i] = (__m512)r[i];
+    for (int i = 0; i < 16; i += 2) {
+      u[i] = _mm512_unpacklo_ps(a[i], a[i + 1]);
+      u[i + 1] = _mm512_unpackhi_ps(a[i], a[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+      a[i] = _mm512_shuffle_ps(u[i], u[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+      a[i + 1] = _mm512_shuffle_ps(u[i], u[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+      a[i + 2] = _mm512_shuffle_ps(u[i + 1], u[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+      a[i + 3] = _mm512_shuffle_ps(u[i + 1], u[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    gather_lanes<__m512, 4, shuffle_f32x4>(a, u);
+    for (int i = 0; i < 16; ++i) r[i] = (simd::vec_t<T>)u[i];
+    return;
+  }
+  if constexpr (std::is_same_v<T, double>) {
+    __m512d a[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+      a[i] = _mm512_unpacklo_pd((__m512d)r[i], (__m512d)r[i + 1]);
+      a[i + 1] = _mm512_unpackhi_pd((__m512d)r[i], (__m512d)r[i + 1]);
+    }
+    gather_lanes<__m512d, 2, shuffle_f64x2>(a, u);
+    for (int i = 0; i < 8; ++i) r[i] = (simd::vec_t<T>)u[i];
+    return;
+  }
+#endif
 #if defined(__AVX2__) && !defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
     __m256 a[8], b[8];
