@@ -83,6 +83,8 @@ GRID_2D = [
     # tall, narrow kernels on channels_last run straight from the input too
     ((1, 16, 48, 40), (51, 5), 1, (25, 2), 1),
     ((1, 32, 30, 36), (21, 3), 1, (10, 1), 1),
+    # and up to 9x9 on rows of 48 outputs or more
+    ((1, 32, 12, 52), (9, 9), 1, 4, 1),
 ]
 
 GRID_3D = [

@@ -559,18 +559,21 @@ void run_forward_job(const ConvGeometry& p, const DwPlan& plan, const Job& j, co
 }
 
 // Small kernels on channels-innermost tensors are bound by memory traffic:
-// compute straight from the source into the destination, no tiles.  So are
-// tall, narrow ones (51x5): their many kernel rows make the tile window that
-// one output row reads too big for the L1 cache, while the direct path reads
-// each input row in place (measured 1.1-1.5x faster for 51x5, 1.35x for
-// 3x3x3; wider kernels such as 7x7 are faster or slower depending on the
-// shape and the instruction set, and stay on the tiles).
+// compute straight from the source into the destination, no tiles.  Measured
+// (AVX2 and AVX-512, 2 threads) faster than the tiles also for
+//   - tall, narrow kernels (51x5: 1.1-1.6x): their many kernel rows make the
+//     tile window of one output row too big for the L1 cache;
+//   - up to 9x9 taps on rows of 48 outputs and more (1.1-1.9x at 56 and 112):
+//     the copy into tiles costs more than the per-tap edge outputs, which are
+//     few there (on rows of 24-32 the tiles were up to 1.3x faster).
 constexpr int64_t kDirectMaxTaps = 27;
+constexpr int64_t kDirectWideMaxTaps = 81, kDirectWideMinOutputs = 48;
 
 template <typename T>
 bool direct_ok(const ConvGeometry& p, const Job& j, const DwView& src, const DwView& dst) {
   const int64_t rows = j.k[0] * j.k[1], taps = rows * j.k[2];
-  const bool small = taps <= kDirectMaxTaps, tall = j.k[2] <= 5 && rows >= 4 * j.k[2];
+  const bool small = taps <= kDirectMaxTaps || (taps <= kDirectWideMaxTaps && j.out[2] >= kDirectWideMinOutputs);
+  const bool tall = j.k[2] <= 5 && rows >= 4 * j.k[2];
   return j.up[0] == 1 && j.up[1] == 1 && j.up[2] == 1 && j.s[2] == 1 && j.d[2] == 1 &&
          src.stride[1] == 1 && dst.stride[1] == 1 && p.channels % kLanes<T> == 0 && (small || tall);
 }
