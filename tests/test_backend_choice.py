@@ -12,11 +12,12 @@ from leanconv.nn import _select
 def timings(monkeypatch):
     """Forced timings: ``timings["torch"] = 1.0`` makes PyTorch's path look that slow.
     Every timed call is counted in ``timings["calls"]``."""
-    state = {"leanconv": 1.0, "torch": 2.0, "calls": 0}
+    state = {"leanconv": 1.0, "torch": 2.0, "calls": 0, "numbers": []}
 
-    def fake(name, fn, device):
+    def fake(name, fn, device, number=1):
         fn()
         state["calls"] += 1
+        state["numbers"].append(number)
         return state[name]
 
     monkeypatch.setattr(_select, "_time_call", fake)
@@ -59,6 +60,29 @@ def test_picks_each_backend_on_forced_timings_with_the_same_results(timings, mon
     as_torch = make("torch")
     as_torch.load_state_dict(m.state_dict())
     torch.testing.assert_close(as_torch(x), y_lean, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("torch_time, timings_each", [
+    (10.0, 1),    # 9x slower in the warm-up: decided there
+    (4.0, 2),     # 3x slower after the first round
+    (1.5, 4),     # apart: warm-up + ROUNDS rounds
+    (1.02, 7),    # within 5 %: warm-up + MAX_ROUNDS rounds
+])
+def test_measures_longer_only_when_the_two_are_close(timings, torch_time, timings_each):
+    timings.update(leanconv=1.0, torch=torch_time)
+    DepthwiseConv2d(4, 4, 3, padding=1)(torch.randn(1, 4, 6, 6))
+    assert timings["calls"] == 2 * timings_each
+    assert _select.backend_choices()[-1]["backend"] == "leanconv"
+
+
+def test_fast_calls_are_timed_several_in_a_row(timings):
+    timings.update(leanconv=1e-4, torch=1.5e-4)
+    DepthwiseConv2d(4, 4, 3, padding=1)(torch.randn(1, 4, 6, 6))
+    # warm-up one call each, then ceil(TIMING_S / 0.1 ms) = 10 calls per timing
+    assert timings["numbers"] == [1, 1] + [10] * (2 * _select.ROUNDS)
+    timings.update(leanconv=1e-7, torch=1.5e-7, numbers=[])
+    DepthwiseConv2d(4, 4, 3, padding=1)(torch.randn(1, 4, 6, 7))
+    assert max(timings["numbers"]) == _select.MAX_CALLS
 
 
 def test_cache_is_keyed_by_shape_layout_dtype_and_gradients(timings):

@@ -2,26 +2,31 @@
 (:mod:`leanconv.bench`) and the surrogate comparison (:mod:`leanconv.surrogate.evaluate`)."""
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["paired_rounds", "markdown_table"]
+__all__ = ["paired_rounds", "calls_per_timing", "markdown_table"]
 
 
 def paired_rounds(fns: dict[str, Callable[[], Any]], min_run_time: float,
                   clock: Callable[[], float] = time.perf_counter, sync: Callable[[], Any] | None = None,
-                  min_rounds: int = 5, max_rounds: int = 50) -> dict[str, list[float]]:
+                  min_rounds: int = 5, max_rounds: int = 50, number: int = 1) -> dict[str, list[float]]:
     """Seconds per call of every function in ``fns``, timed in interleaved rounds.
 
-    Each round calls every function once (the order reverses every other
-    round), so all of them see the same load of a shared machine and a ratio
-    can be taken within each round.  Rounds go on until there are at least
-    ``min_rounds`` and the slowest function has run ``min_run_time`` seconds
-    (at most ``max_rounds``).  ``clock`` is wall time by default (pass
+    Each round calls every function ``number`` times in a row (its time is
+    the mean of those calls; see :func:`calls_per_timing`), one function
+    after the other (the order reverses every other round), so all of them
+    see the same load of a shared machine and a ratio can be taken within
+    each round.  Rounds go on until there are at least ``min_rounds`` and
+    the slowest function has run ``min_run_time`` seconds (at most
+    ``max_rounds``).  ``clock`` is wall time by default (pass
     ``time.process_time`` for this process's CPU time); ``sync`` (e.g.
     ``torch.cuda.synchronize``) runs before each reading of the clock.
     """
+    if number < 1:
+        raise ValueError(f"paired_rounds: number must be >= 1, got {number}")
     names = list(fns)
     times: dict[str, list[float]] = {k: [] for k in names}
     while True:
@@ -29,13 +34,32 @@ def paired_rounds(fns: dict[str, Callable[[], Any]], min_run_time: float,
             if sync:
                 sync()
             t0 = clock()
-            fns[k]()
+            for _ in range(number):
+                fns[k]()
             if sync:
                 sync()
-            times[k].append(clock() - t0)
+            times[k].append((clock() - t0) / number)
         rounds = len(times[names[0]])
-        if rounds >= max_rounds or (rounds >= min_rounds and max(sum(t) for t in times.values()) >= min_run_time):
+        if rounds >= max_rounds or (rounds >= min_rounds and
+                                    max(sum(t) for t in times.values()) * number >= min_run_time):
             return times
+
+
+def calls_per_timing(fns: dict[str, Callable[[], Any]], target: float, clock: Callable[[], float] = time.perf_counter,
+                     sync: Callable[[], Any] | None = None, most: int = 100) -> int:
+    """How many calls in a row make one timing of the fastest function last about ``target``
+    seconds (1 to ``most``), from one timed call of each: a single call of a sub-millisecond
+    function is mostly timer and scheduling noise."""
+    fastest = float("inf")
+    for fn in fns.values():
+        if sync:
+            sync()
+        t0 = clock()
+        fn()
+        if sync:
+            sync()
+        fastest = min(fastest, clock() - t0)
+    return int(min(most, max(1, math.ceil(target / max(fastest, 1e-9)))))
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from leanconv.bench.common import paired_rounds
+from leanconv.bench.common import calls_per_timing, paired_rounds
 from leanconv.bench.wave import main
 
 
@@ -16,6 +16,41 @@ def test_paired_rounds_interleave_and_stop():
     assert calls == list("abc") + list("cba") + list("abc") + list("cba")
     capped = paired_rounds({"x": lambda: None}, min_run_time=1e9, min_rounds=2, max_rounds=3)
     assert len(capped["x"]) == 3
+
+
+class FakeClock:
+    """A clock that each function call advances by that function's cost."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def fn(self, cost):
+        def call():
+            self.now += cost
+        return call
+
+
+def test_paired_rounds_number_gives_seconds_per_call():
+    clock = FakeClock()
+    fns = {"fast": clock.fn(0.001), "slow": clock.fn(0.004)}
+    times = paired_rounds(fns, min_run_time=0.05, clock=clock, min_rounds=2, number=5)
+    assert times["fast"] == pytest.approx([0.001] * len(times["fast"]))
+    assert times["slow"] == pytest.approx([0.004] * len(times["slow"]))
+    # the slow function ran 5 calls x 4 ms = 20 ms per round: 3 rounds reach 50 ms
+    assert len(times["slow"]) == 3
+    with pytest.raises(ValueError, match="number"):
+        paired_rounds(fns, min_run_time=0, clock=clock, number=0)
+
+
+def test_calls_per_timing_from_the_fastest_function():
+    clock = FakeClock()
+    fns = {"a": clock.fn(0.0004), "b": clock.fn(0.002)}
+    assert calls_per_timing(fns, 0.005, clock=clock) == 13  # ceil(5 ms / 0.4 ms)
+    assert calls_per_timing({"x": clock.fn(0.01)}, 0.005, clock=clock) == 1
+    assert calls_per_timing({"x": clock.fn(1e-7)}, 0.005, clock=clock, most=40) == 40
 
 
 def test_bench_wave_end_to_end(tmp_path):

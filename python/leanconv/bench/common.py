@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from .._io import atomic_write_text
-from .._report import markdown_table, paired_rounds  # noqa: F401  (the benchmarks' timing and tables)
+from .._report import calls_per_timing, markdown_table, paired_rounds  # noqa: F401  (the benchmarks' timing and tables)
 
 
 RESULTS_DIR = "benchmark-results"

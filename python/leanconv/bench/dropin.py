@@ -7,7 +7,9 @@ weights, on the same input in the same layout (NCHW or channels_last) and
 dtype, for the forward pass and for forward + backward (input, weight and
 bias gradients), in interleaved rounds.  The ratio is torch time / leanconv
 time per round (> 1: the drop-in module is faster); the table gives the
-median over the rounds and the lowest and highest round.  The first call,
+median over the rounds and the lowest and highest round; a round times each
+module over ``calls_per_timing`` calls in a row (about 5 ms of the faster
+one: one call of a sub-millisecond layer is mostly timer noise).  The first call,
 which measures both implementations, is excluded from the rounds and
 reported on its own (``first_call_ms``), with the implementation it chose.
 
@@ -23,9 +25,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .common import (case_parser, environment, paired_rounds, returns_exit_code, select_cases, setup_run,
+from .common import (calls_per_timing, case_parser, environment, paired_rounds, returns_exit_code, select_cases, setup_run,
                      write_report)
 from .depthwise import Case  # the same cases: a depthwise layer with 'same' padding, stride 1
+
+TIMING_S = 0.005  # seconds of the faster module per timing (calls_per_timing)
 
 __all__ = ["Case", "CASES", "main", "build_parser"]
 
@@ -92,7 +96,9 @@ def run_case(case: Case, layout: str, pass_name: str, device: str, dtype: torch.
     first_ms = (time.perf_counter() - t0) * 1e3
     chosen = backend_choices()[-1]["backend"]
     fn_ref()  # warm-up of the reference
-    times = paired_rounds({"leanconv": fn_mine, "torch": fn_ref}, min_run_time, sync=sync, min_rounds=min_rounds)
+    fns = {"leanconv": fn_mine, "torch": fn_ref}
+    number = calls_per_timing(fns, TIMING_S, sync=sync)
+    times = paired_rounds(fns, min_run_time, sync=sync, min_rounds=min_rounds, number=number)
     ratios = sorted(t / m for t, m in zip(times["torch"], times["leanconv"]))
     med = ratios[len(ratios) // 2] if len(ratios) % 2 else math.sqrt(ratios[len(ratios) // 2 - 1] *
                                                                      ratios[len(ratios) // 2])
@@ -102,12 +108,12 @@ def run_case(case: Case, layout: str, pass_name: str, device: str, dtype: torch.
         "leanconv_ms": sorted(times["leanconv"])[len(times["leanconv"]) // 2] * 1e3,
         "torch_ms": sorted(times["torch"])[len(times["torch"]) // 2] * 1e3,
         "ratio": med, "ratio_low": ratios[0], "ratio_high": ratios[-1], "rounds": len(ratios),
-        "first_call_ms": first_ms,
+        "first_call_ms": first_ms, "calls_per_timing": number,
     }
 
 
 COLUMNS = ["case", "layout", "pass", "chosen", "leanconv_ms", "torch_ms", "ratio", "ratio_low", "ratio_high",
-           "rounds", "first_call_ms"]
+           "rounds", "calls_per_timing", "first_call_ms"]
 
 
 def build_parser() -> argparse.ArgumentParser:

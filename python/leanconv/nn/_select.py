@@ -7,9 +7,10 @@ signature (device, dtype, layout, shapes, stride, padding, dilation, which
 gradients are needed, threads), the faster of its two exact implementations -
 leanconv's kernel or PyTorch's convolution (for FactorizedConv: the CP path or
 the dense reconstructed kernel) - the way ``torch.backends.cudnn.benchmark``
-does: both run once to warm up, then in up to three interleaved rounds
-(forward, plus backward when gradients are needed; CUDA timed with events),
-and the faster one is kept for the rest of the process.  Under ``torch.compile``
+does: both run once to warm up, then in three interleaved rounds (six when
+they are within 5 % of each other; forward, plus backward when gradients are
+needed; a fast call repeated for about a millisecond per timing; CUDA timed
+with events), and the faster one is kept for the rest of the process.  Under ``torch.compile``
 nothing can be measured while tracing: a cached choice is not consulted and
 a built-in table decides (see each module's ``_table_backend``).
 
@@ -23,6 +24,7 @@ across processes (loaded choices are used without measuring), and
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -39,7 +41,11 @@ ENV = "LEANCONV_BACKEND"
 KEY_FIELDS = ("module", "device", "dtype", "layout", "input_shape", "kernel", "stride", "padding", "dilation",
               "grad_input", "grad_weight", "threads")
 ROUNDS = 3
+MAX_ROUNDS = 6  # when the two are within CLOSE after ROUNDS rounds, up to this many
+CLOSE = 1.05
 DECISIVE = 3.0  # after the first round, a candidate this many times slower is out
+TIMING_S = 1e-3  # a timing repeats a fast call until it lasts about this long (at most MAX_CALLS calls)
+MAX_CALLS = 20
 
 _CHOICES: dict[tuple, dict[str, Any]] = {}
 _fx_tracing = getattr(torch.fx._symbolic_trace, "is_fx_symbolic_tracing", torch.fx._symbolic_trace.is_fx_tracing)
@@ -71,18 +77,29 @@ def layout_of(t: torch.Tensor) -> str:
     return "strided"
 
 
+def _tuple(v: Sequence[int]) -> tuple:
+    return v if type(v) is tuple else tuple(v)
+
+
 def call_key(module: str, input: torch.Tensor, kernel: Sequence[int], stride: Sequence[int],
-             padding: Any, dilation: Sequence[int], params: Sequence[torch.Tensor]) -> tuple:
-    """The signature a choice is kept for (see :data:`KEY_FIELDS`)."""
+             padding: Any, dilation: Sequence[int], params: Sequence[torch.Tensor | None]) -> tuple:
+    """The signature a choice is kept for (see :data:`KEY_FIELDS`).  Runs on every call of
+    a module: kept cheap (a few microseconds)."""
     grad = torch.is_grad_enabled()
+    device = input.device
+    kind = device.type
     dtype = input.dtype
-    kind = input.device.type
     if torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind):
         dtype = torch.get_autocast_dtype(kind)
-    return (module, input.device, dtype, layout_of(input), tuple(input.shape),
-            tuple(kernel), tuple(stride), padding if isinstance(padding, str) else tuple(padding), tuple(dilation),
-            grad and input.requires_grad, grad and any(p.requires_grad for p in params),
-            torch.get_num_threads() if kind == "cpu" else 0)
+    grad_weight = False
+    if grad:
+        for p in params:
+            if p is not None and p.requires_grad:
+                grad_weight = True
+                break
+    return (module, device, dtype, layout_of(input), tuple(input.shape), _tuple(kernel), _tuple(stride),
+            padding if isinstance(padding, str) else _tuple(padding), _tuple(dilation),
+            grad and input.requires_grad, grad_weight, torch.get_num_threads() if kind == "cpu" else 0)
 
 
 def _plain(key: tuple) -> list:
@@ -96,18 +113,20 @@ def _from_plain(values: list) -> tuple:
     return tuple(values)
 
 
-def _time_call(name: str, fn: Callable[[], Any], device: torch.device) -> float:
-    """Seconds of one call (CUDA: events on the current stream)."""
+def _time_call(name: str, fn: Callable[[], Any], device: torch.device, number: int = 1) -> float:
+    """Seconds per call over ``number`` calls in a row (CUDA: events on the current stream)."""
     if device.type == "cuda":
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        fn()
+        for _ in range(number):
+            fn()
         end.record()
         end.synchronize()
-        return start.elapsed_time(end) / 1e3
+        return start.elapsed_time(end) / 1e3 / number
     t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - t0) / number
 
 
 def pick(module: str, setting: str | None, input: torch.Tensor, kernel: Sequence[int], stride: Sequence[int],
@@ -123,8 +142,7 @@ def pick(module: str, setting: str | None, input: torch.Tensor, kernel: Sequence
         return backend
     if torch.compiler.is_compiling() or _fx_tracing():
         return table()
-    present = [p for p in params if p is not None]
-    key = call_key(module, input, kernel, stride, padding, dilation, present)
+    key = call_key(module, input, kernel, stride, padding, dilation, params)
     hit = _CHOICES.get(key)
     if hit is not None:
         return hit["backend"]
@@ -153,8 +171,10 @@ def timed_candidates(input: torch.Tensor, params: Sequence[torch.Tensor | None],
 
 
 def choose(key: tuple, candidates: dict[str, Callable[[], Any]], device: torch.device) -> str:
-    """Time ``candidates`` (warm-up, then up to :data:`ROUNDS` interleaved rounds, best time
-    each), keep the faster one for ``key`` and return its name."""
+    """Time ``candidates`` (warm-up, then :data:`ROUNDS` interleaved rounds, up to
+    :data:`MAX_ROUNDS` while their best times are within :data:`CLOSE`; a timing of a fast
+    candidate repeats it for about :data:`TIMING_S`), keep the faster one for ``key`` and
+    return its name."""
     names = list(candidates)
     # warm-up (allocator, lazy initialisation, caches); timed too: a candidate that is even
     # DECISIVE**2 times slower there is out at once (PyTorch's bfloat16 31x31 depthwise
@@ -164,12 +184,16 @@ def choose(key: tuple, candidates: dict[str, Callable[[], Any]], device: torch.d
         winner = min(warm, key=warm.get)
         _CHOICES[key] = {"backend": winner, "how": "measured", "times_ms": {k: v * 1e3 for k, v in warm.items()}}
         return winner
+    # one call of a sub-millisecond layer is mostly timer noise: time several in a row
+    number = int(min(MAX_CALLS, max(1, math.ceil(TIMING_S / max(min(warm.values()), 1e-9)))))
     times: dict[str, list[float]] = {k: [] for k in names}
-    for r in range(ROUNDS):
+    for r in range(MAX_ROUNDS):
         for name in names if r % 2 == 0 else reversed(names):
-            times[name].append(_time_call(name, candidates[name], device))
+            times[name].append(_time_call(name, candidates[name], device, number))
         best = {k: min(v) for k, v in times.items()}
         if r == 0 and max(best.values()) > DECISIVE * min(best.values()):
+            break
+        if r + 1 >= ROUNDS and max(best.values()) > CLOSE * min(best.values()):
             break
     best = {k: min(v) for k, v in times.items()}
     winner = min(best, key=best.get)

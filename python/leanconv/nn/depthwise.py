@@ -95,12 +95,13 @@ class _DepthwiseMixin:
         return "torch" if k <= 3 else "leanconv"
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        weight, bias = self.weight, self.bias
         backend = pick(type(self).__name__, getattr(self, "backend", None), input, self.kernel_size, self.stride,
-                       self.padding, self.dilation, (self.weight, self.bias),
+                       self.padding, self.dilation, (weight, bias),
                        {"leanconv": self._leanconv_forward, "torch": self._conv_forward}, self._table_backend)
         if backend == "torch":
-            return self._conv_forward(input, self.weight, self.bias)
-        return self._leanconv_forward(input, self.weight, self.bias)
+            return self._conv_forward(input, weight, bias)
+        return self._leanconv_forward(input, weight, bias)
 
 
 class DepthwiseConv2d(_DepthwiseMixin, nn.Conv2d):
