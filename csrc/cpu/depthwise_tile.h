@@ -94,36 +94,67 @@ inline void store_cvt(S* p, simd::vec_t<T> v) {
 
 // ---------------------------------------------------------------- transposes
 
+#if defined(__AVX2__) || defined(__AVX512F__)
+// The first two steps of the float transposes (AVX2 and AVX-512): within each
+// 128-bit lane, the 4 x 4 blocks of rows 4i .. 4i+3 (i < n / 4) are transposed,
+// so that afterwards a[4i + m] lane q holds column 4q + m of those rows.
+template <typename V>
+inline void transpose_4x4_in_lanes(V* a, int n) {
+  constexpr bool wide = sizeof(V) == 64;
+  auto lo = [](V x, V y) {
+    if constexpr (wide) return _mm512_unpacklo_ps(x, y); else return _mm256_unpacklo_ps(x, y);
+  };
+  auto hi = [](V x, V y) {
+    if constexpr (wide) return _mm512_unpackhi_ps(x, y); else return _mm256_unpackhi_ps(x, y);
+  };
+  auto pick01 = [](V x, V y) {
+    if constexpr (wide) return _mm512_shuffle_ps(x, y, _MM_SHUFFLE(1, 0, 1, 0));
+    else return _mm256_shuffle_ps(x, y, _MM_SHUFFLE(1, 0, 1, 0));
+  };
+  auto pick23 = [](V x, V y) {
+    if constexpr (wide) return _mm512_shuffle_ps(x, y, _MM_SHUFFLE(3, 2, 3, 2));
+    else return _mm256_shuffle_ps(x, y, _MM_SHUFFLE(3, 2, 3, 2));
+  };
+  V u[16];
+  for (int i = 0; i < n; i += 2) {
+    u[i] = lo(a[i], a[i + 1]);
+    u[i + 1] = hi(a[i], a[i + 1]);
+  }
+  for (int i = 0; i < n; i += 4) {
+    a[i] = pick01(u[i], u[i + 2]);
+    a[i + 1] = pick23(u[i], u[i + 2]);
+    a[i + 2] = pick01(u[i + 1], u[i + 3]);
+    a[i + 3] = pick23(u[i + 1], u[i + 3]);
+  }
+}
+#endif
+
 #if defined(__AVX512F__)
+// One 128-bit-lane shuffle of two float or double vectors (the immediate is a
+// template argument: the intrinsics need a constant).
+template <int Imm, typename V>
+inline V shuffle_lanes(V a, V b) {
+  if constexpr (std::is_same_v<V, __m512>) {
+    return _mm512_shuffle_f32x4(a, b, Imm);
+  } else {
+    return _mm512_shuffle_f64x2(a, b, Imm);
+  }
+}
+
 // The last step of the AVX-512 transposes: vector c = 4q + m (q: 128-bit lane,
-// m < 4 for float, < 2 for double) gathers lane q of u[m], u[M + m], u[2M + m],
-// u[3M + m] (M = L / 4), where u[i] lane q holds column 4q + i % M of rows
-// 4 * (i / M) .. 4 * (i / M) + 3 (float), 2 * (i / M) .. + 1 (double).
-template <typename V, int M, V (*Shuffle)(V, V, int)>
+// m < M = L / 4) gathers lane q of u[m], u[M + m], u[2M + m], u[3M + m], where
+// u[i] lane q holds column 4q + i % M of rows 4 * (i / M) .. 4 * (i / M) + 3
+// (float; for double, rows 2 * (i / M) .. 2 * (i / M) + 1).
+template <typename V, int M>
 inline void gather_lanes(const V* u, V* out) {
   for (int m = 0; m < M; ++m) {
-    const V v1 = Shuffle(u[m], u[M + m], 0x44), v2 = Shuffle(u[m], u[M + m], 0xEE);
-    const V v3 = Shuffle(u[2 * M + m], u[3 * M + m], 0x44), v4 = Shuffle(u[2 * M + m], u[3 * M + m], 0xEE);
-    out[0 * M + m] = Shuffle(v1, v3, 0x88);
-    out[1 * M + m] = Shuffle(v1, v3, 0xDD);
-    out[2 * M + m] = Shuffle(v2, v4, 0x88);
-    out[3 * M + m] = Shuffle(v2, v4, 0xDD);
-  }
-}
-inline __m512 shuffle_f32x4(__m512 a, __m512 b, int imm) {
-  switch (imm) {  // the immediate must be a constant
-    case 0x44: return _mm512_shuffle_f32x4(a, b, 0x44);
-    case 0xEE: return _mm512_shuffle_f32x4(a, b, 0xEE);
-    case 0x88: return _mm512_shuffle_f32x4(a, b, 0x88);
-    default: return _mm512_shuffle_f32x4(a, b, 0xDD);
-  }
-}
-inline __m512d shuffle_f64x2(__m512d a, __m512d b, int imm) {
-  switch (imm) {
-    case 0x44: return _mm512_shuffle_f64x2(a, b, 0x44);
-    case 0xEE: return _mm512_shuffle_f64x2(a, b, 0xEE);
-    case 0x88: return _mm512_shuffle_f64x2(a, b, 0x88);
-    default: return _mm512_shuffle_f64x2(a, b, 0xDD);
+    const V v1 = shuffle_lanes<0x44>(u[m], u[M + m]), v2 = shuffle_lanes<0xEE>(u[m], u[M + m]);
+    const V v3 = shuffle_lanes<0x44>(u[2 * M + m], u[3 * M + m]);
+    const V v4 = shuffle_lanes<0xEE>(u[2 * M + m], u[3 * M + m]);
+    out[0 * M + m] = shuffle_lanes<0x88>(v1, v3);
+    out[1 * M + m] = shuffle_lanes<0xDD>(v1, v3);
+    out[2 * M + m] = shuffle_lanes<0x88>(v2, v4);
+    out[3 * M + m] = shuffle_lanes<0xDD>(v2, v4);
   }
 }
 #endif
@@ -134,20 +165,11 @@ inline void transpose(simd::vec_t<T>* r) {
   constexpr int L = kLanes<T>;
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
-    // pairs, then quads within each 128-bit lane, then the lanes
+    // 4 x 4 blocks within each 128-bit lane, then the lanes
     __m512 a[16], u[16];
     for (int i = 0; i < 16; ++i) a[i] = (__m512)r[i];
-    for (int i = 0; i < 16; i += 2) {
-      u[i] = _mm512_unpacklo_ps(a[i], a[i + 1]);
-      u[i + 1] = _mm512_unpackhi_ps(a[i], a[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {
-      a[i] = _mm512_shuffle_ps(u[i], u[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-      a[i + 1] = _mm512_shuffle_ps(u[i], u[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-      a[i + 2] = _mm512_shuffle_ps(u[i + 1], u[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-      a[i + 3] = _mm512_shuffle_ps(u[i + 1], u[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-    }
-    gather_lanes<__m512, 4, shuffle_f32x4>(a, u);
+    transpose_4x4_in_lanes(a, 16);
+    gather_lanes<__m512, 4>(a, u);
     for (int i = 0; i < 16; ++i) r[i] = (simd::vec_t<T>)u[i];
     return;
   }
@@ -157,25 +179,16 @@ inline void transpose(simd::vec_t<T>* r) {
       a[i] = _mm512_unpacklo_pd((__m512d)r[i], (__m512d)r[i + 1]);
       a[i + 1] = _mm512_unpackhi_pd((__m512d)r[i], (__m512d)r[i + 1]);
     }
-    gather_lanes<__m512d, 2, shuffle_f64x2>(a, u);
+    gather_lanes<__m512d, 2>(a, u);
     for (int i = 0; i < 8; ++i) r[i] = (simd::vec_t<T>)u[i];
     return;
   }
 #endif
 #if defined(__AVX2__) && !defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
-    __m256 a[8], b[8];
+    __m256 a[8];
     for (int i = 0; i < 8; ++i) a[i] = (__m256)r[i];
-    for (int i = 0; i < 8; i += 2) {
-      b[i] = _mm256_unpacklo_ps(a[i], a[i + 1]);
-      b[i + 1] = _mm256_unpackhi_ps(a[i], a[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-      a[i] = _mm256_shuffle_ps(b[i], b[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-      a[i + 1] = _mm256_shuffle_ps(b[i], b[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-      a[i + 2] = _mm256_shuffle_ps(b[i + 1], b[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-      a[i + 3] = _mm256_shuffle_ps(b[i + 1], b[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-    }
+    transpose_4x4_in_lanes(a, 8);
     for (int i = 0; i < 4; ++i) {
       r[i] = (simd::vec_t<T>)_mm256_permute2f128_ps(a[i], a[i + 4], 0x20);
       r[i + 4] = (simd::vec_t<T>)_mm256_permute2f128_ps(a[i], a[i + 4], 0x31);

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import platform
 import warnings
 from collections.abc import Callable, Sequence
@@ -185,6 +186,11 @@ def environment(device: str) -> dict[str, Any]:
     }
     if device.startswith("cuda") and torch.cuda.is_available():
         env["gpu"] = torch.cuda.get_device_name()
+    # glibc malloc settings (e.g. MALLOC_MMAP_THRESHOLD_) and preloaded allocators change CPU
+    # times a lot: large tensors taken from and given back to the system page-fault on each call
+    allocator = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_") or k == "LD_PRELOAD"}
+    if allocator:
+        env["allocator_env"] = allocator
     try:
         from leanconv import build_info
 
