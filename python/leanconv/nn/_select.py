@@ -51,7 +51,23 @@ MAX_CALLS = 20
 SLOW_CALL_S = 0.05
 
 _CHOICES: dict[tuple, dict[str, Any]] = {}
-_fx_tracing = getattr(torch.fx._symbolic_trace, "is_fx_symbolic_tracing", torch.fx._symbolic_trace.is_fx_tracing)
+# The checks below run on every call of an auto module: the cheapest forms available.
+# torch.fx symbolic tracing in progress (the flag behind is_fx_symbolic_tracing, whose
+# torch.compile half is checked on its own in pick)
+_fx_tracing = getattr(torch.fx._symbolic_trace, "_get_is_fx_tracing",
+                      getattr(torch.fx._symbolic_trace, "is_fx_symbolic_tracing", torch.fx._symbolic_trace.is_fx_tracing))
+# LEANCONV_BACKEND read from os.environ's own mapping (os.environ.get encodes the key on
+# every call); os.environ.get where that mapping is not there
+_ENV_DATA = getattr(os.environ, "_data", None)
+_ENV_KEY = os.environ.encodekey(ENV) if _ENV_DATA is not None and hasattr(os.environ, "encodekey") else None
+_AUTOCAST_KINDS = ("cpu", "cuda")
+
+
+def _env_value() -> str | None:
+    if _ENV_KEY is None:
+        return os.environ.get(ENV)
+    value = _ENV_DATA.get(_ENV_KEY)
+    return None if value is None else os.environ.decodevalue(value)
 
 
 def check_backend(backend: str | None, owner: str) -> str | None:
@@ -65,7 +81,10 @@ def requested(backend: str | None) -> str:
     """The module's own setting, else ``LEANCONV_BACKEND``, else ``'auto'``."""
     if backend is not None:
         return backend
-    env = os.environ.get(ENV, "auto").strip().lower() or "auto"
+    env = _env_value()
+    if env is None:
+        return "auto"
+    env = env.strip().lower() or "auto"
     if env not in BACKENDS:
         raise ValueError(f"{ENV} must be one of {BACKENDS}, got {os.environ[ENV]!r}")
     return env
@@ -92,7 +111,7 @@ def call_key(module: str, input: torch.Tensor, kernel: Sequence[int], stride: Se
     device = input.device
     kind = device.type
     dtype = input.dtype
-    if torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind):
+    if (kind in _AUTOCAST_KINDS or torch.amp.is_autocast_available(kind)) and torch.is_autocast_enabled(kind):
         dtype = torch.get_autocast_dtype(kind)
     grad_weight = False
     if grad:
