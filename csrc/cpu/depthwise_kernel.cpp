@@ -285,14 +285,23 @@ void fwd_row(const Job& j, const T* const* rows, const T* const* wrows, int64_t 
   constexpr int L = kLanes<T>;
   const int64_t OW = j.out[2], KW = j.k[2], s = j.s[2], d = j.d[2];
   if (s == 1) {
-    constexpr int P = kFwdP;
+    // Blocks of P outputs; with 32 vector registers (P = 16) a last block of at most P/2
+    // outputs runs as a block of P/2 (8 chains of FMAs still hide their latency): rows of
+    // 56 or 7 outputs no longer compute 8 or 9 outputs past their end.
+    constexpr int P = kFwdP, PH = kFwdP / 2;
     for (int64_t r = 0; r < std::min(d, OW); ++r) {
       const int64_t nr = (OW - r + d - 1) / d;  // outputs r, r+d, ... < OW
       for (int64_t b = 0; b < nr; b += P) {
         const int64_t x0 = r + b * d;
         with_fwd_rem(KW, [&](auto rem) LC_INLINE {
-          fwd_block_slide<T, P, decltype(rem)::value>(rows, wrows, nrows, x0 * L, 0, KW, d * L, bias,
-                                                      out + x0 * L, d * L);
+          constexpr int REM = decltype(rem)::value;
+          if constexpr (PH >= 8) {
+            if (nr - b <= PH) {
+              fwd_block_slide<T, PH, REM>(rows, wrows, nrows, x0 * L, 0, KW, d * L, bias, out + x0 * L, d * L);
+              return;
+            }
+          }
+          fwd_block_slide<T, P, REM>(rows, wrows, nrows, x0 * L, 0, KW, d * L, bias, out + x0 * L, d * L);
         });
       }
     }
