@@ -73,8 +73,9 @@ GRID_2D = [
     ((1, 4, 1, 9), (1, 5), 1, (0, 0, 2, 2), 1),
     ((4, 17, 9, 9), (9, 9), 1, 0, 1),
     ((2, 24, 33, 35), (11, 11), 2, (5, 4, 3, 6), 2),
-    # small kernels on channels_last inputs with C a multiple of the vector
-    # width run straight from the input (no tile): interiors and row ends
+    # small kernels on channels_last inputs run straight from the input (no
+    # tile): interiors and row ends; with C not a multiple of the vector width
+    # (the grid's odd C above too) the last channel block is masked
     ((2, 16, 20, 23), (3, 3), 1, 1, 1),
     ((2, 16, 12, 8), (5, 5), 1, (2, 2, 0, 4), 1),
     ((1, 32, 9, 1), (3, 1), 1, (1, 1, 0, 0), 1),
@@ -85,6 +86,8 @@ GRID_2D = [
     ((1, 32, 30, 36), (21, 3), 1, (10, 1), 1),
     # and up to 9x9 on rows of 48 outputs or more
     ((1, 32, 12, 52), (9, 9), 1, 4, 1),
+    ((2, 40, 9, 56), (7, 7), 1, 3, 1),
+    ((1, 20, 11, 13), (3, 3), 1, 1, 1),
 ]
 
 GRID_3D = [

@@ -178,16 +178,31 @@ void pack_weights(const Job& j, int64_t C, const T* w, int64_t c0, T* wt) {
 
 // ---------------------------------------------------------------- forward micro-kernels
 
+// How a micro-kernel reads source vectors and writes outputs: all L lanes, or
+// only the first n (the last, partial channel block of the direct path: masked,
+// so nothing of the next pixel or past the tensor's end is read or written).
+template <typename T>
+struct AllLanes {
+  [[gnu::always_inline]] vec_t<T> load(const T* p) const { return loadu(p); }
+  [[gnu::always_inline]] void store(T* p, vec_t<T> v) const { storeu(p, v); }
+};
+template <typename T>
+struct FirstLanes {
+  int n;
+  [[gnu::always_inline]] vec_t<T> load(const T* p) const { return simd::load_partial(p, n); }
+  [[gnu::always_inline]] void store(T* p, vec_t<T> v) const { simd::store_partial(p, v, n); }
+};
+
 // acc[j] += sum_k in[(j + k)*step] * w[k] for j < P, k < KB: each input vector
 // is loaded once and feeds up to KB accumulators.
-template <typename T, int P, int KB>
+template <typename T, int P, int KB, typename Lanes = AllLanes<T>>
 [[gnu::always_inline]] inline void fwd_slide(const T* in, int64_t step, const T* w,
-                                             vec_t<T> (&acc)[P]) {
+                                             vec_t<T> (&acc)[P], const Lanes& lanes = {}) {
   constexpr int L = kLanes<T>;
   vec_t<T> wv[KB];
   static_for<KB>([&](auto k) LC_INLINE { wv[k] = loadu(w + k * L); });
   static_for<P + KB - 1>([&](auto i) LC_INLINE {
-    const vec_t<T> v = loadu(in + i * step);
+    const vec_t<T> v = lanes.load(in + i * step);
     static_for<KB>([&](auto k) LC_INLINE {
       constexpr int jj = decltype(i)::value - decltype(k)::value;
       if constexpr (jj >= 0 && jj < P) acc[jj] += v * wv[k];
@@ -223,11 +238,12 @@ template <typename T, int P, int REM>
 // j*out_step.  REM >= 0 is KW mod KB, fixed for the whole block (tall kernels
 // such as 51x5 have many short rows); REM < 0 picks it row by row (measured
 // faster for the small kernels of the direct path).
-template <typename T, int P, int REM, bool STREAM = false>
+template <typename T, int P, int REM, bool STREAM = false, typename Lanes = AllLanes<T>>
 [[gnu::always_inline]] inline void fwd_block_slide(const T* const* rows, const T* const* wrows,
                                                    int64_t nrows, int64_t in_off, int64_t w_off,
                                                    int64_t KW, int64_t step, vec_t<T> bias, T* out,
-                                                   int64_t out_step) {
+                                                   int64_t out_step, const Lanes& lanes = {}) {
+  static_assert(REM < 0 || std::is_same_v<Lanes, AllLanes<T>>, "partial lanes only on the REM < 0 path");
   vec_t<T> acc[P];
   static_for<P>([&](auto jj) LC_INLINE { acc[jj] = bias; });
   for (int64_t t = 0; t < nrows; ++t) {
@@ -240,10 +256,11 @@ template <typename T, int P, int REM, bool STREAM = false>
       constexpr int KB = kFwdKB;
       const int64_t full = KW / KB * KB;
       const int rem = static_cast<int>(KW - full);
-      for (int64_t k0 = 0; k0 < full; k0 += KB) fwd_slide<T, P, KB>(in + k0 * step, step, w + k0 * L, acc);
+      for (int64_t k0 = 0; k0 < full; k0 += KB)
+        fwd_slide<T, P, KB>(in + k0 * step, step, w + k0 * L, acc, lanes);
       static_for<KB>([&](auto r) LC_INLINE {
         if constexpr (decltype(r)::value > 0)
-          if (rem == r) fwd_slide<T, P, decltype(r)::value>(in + full * step, step, w + full * L, acc);
+          if (rem == r) fwd_slide<T, P, decltype(r)::value>(in + full * step, step, w + full * L, acc, lanes);
       });
     }
   }
@@ -251,7 +268,7 @@ template <typename T, int P, int REM, bool STREAM = false>
     if constexpr (STREAM) {
       store_stream(out + jj * out_step, acc[jj]);
     } else {
-      storeu(out + jj * out_step, acc[jj]);
+      lanes.store(out + jj * out_step, acc[jj]);
     }
   });
 }
@@ -321,14 +338,18 @@ void fwd_row(const Job& j, const T* const* rows, const T* const* wrows, int64_t 
 // rest: measured 1.15-1.8x faster than one last block overlapping the one
 // before it); the few near the ends test each tap.  All
 // blocks of a group run on the same pixels in turn, so the input window is
-// reused from the L1 cache and the output written pixel by pixel.  STREAM:
-// the sliding blocks store with non-temporal stores (needs out, out_ps and
-// the block offsets aligned to the vector size).
+// reused from the L1 cache and the output written pixel by pixel.  The last
+// block holds last_lanes channels (< L when C is not a multiple of L: masked
+// loads and stores).  STREAM: the sliding blocks store with non-temporal
+// stores (needs out, out_ps and the block offsets aligned to the vector size,
+// and last_lanes == L).
 template <typename T, bool STREAM>
 void fwd_row_direct(const T* const* rows, const T* const* wrows, int64_t nrows, int64_t W,
-                    int64_t off, int64_t KW, int64_t OW, int64_t ps, int G, int64_t wg,
+                    int64_t off, int64_t KW, int64_t OW, int64_t ps, int G, int last_lanes, int64_t wg,
                     const vec_t<T>* bias, T* out, int64_t out_ps, const T* next_row) {
   constexpr int L = kLanes<T>;
+  const int full_blocks = last_lanes == L ? G : G - 1;
+  const FirstLanes<T> tail{last_lanes};
   constexpr int P = kFwdP;
   const int64_t xa = std::clamp<int64_t>(off, 0, OW);                  // first inside output
   const int64_t xb = std::clamp<int64_t>(W - KW + 1 + off, xa, OW);    // one past the last
@@ -342,9 +363,14 @@ void fwd_row_direct(const T* const* rows, const T* const* wrows, int64_t nrows, 
       for (int q = 0; q < PB; ++q)
         for (int64_t ln = 0; ln < px_lines; ++ln) __builtin_prefetch(pf + q * ps + ln * line_elems);
     }
-    for (int g = 0; g < G; ++g)
+    for (int g = 0; g < full_blocks; ++g)
       fwd_block_slide<T, PB, -1, STREAM>(rows, wrows, nrows, (x - off) * ps + g * L, g * wg, KW, ps, bias[g],
                                          out + x * out_ps + g * L, out_ps);
+    if (full_blocks < G) {
+      const int g = full_blocks;
+      fwd_block_slide<T, PB, -1, false>(rows, wrows, nrows, (x - off) * ps + g * L, g * wg, KW, ps, bias[g],
+                                        out + x * out_ps + g * L, out_ps, tail);
+    }
   };
   // blocks of P, then the rest in blocks of P/2, P/4, ..., 1 (no output computed twice)
   int64_t x = xa;
@@ -361,13 +387,15 @@ void fwd_row_direct(const T* const* rows, const T* const* wrows, int64_t nrows, 
   const int64_t edge_from = xb;
   auto edge = [&](int64_t x) {
     const int64_t k0 = std::max<int64_t>(0, off - x), k1 = std::min<int64_t>(KW, W + off - x);
-    for (int g = 0; g < G; ++g) {
+    auto one = [&](int g, const auto& lanes) LC_INLINE {
       vec_t<T> acc = bias[g];
       for (int64_t t = 0; t < nrows; ++t)
         for (int64_t kx = k0; kx < k1; ++kx)
-          acc += loadu(rows[t] + (x + kx - off) * ps + g * L) * loadu(wrows[t] + g * wg + kx * L);
-      storeu(out + x * out_ps + g * L, acc);
-    }
+          acc += lanes.load(rows[t] + (x + kx - off) * ps + g * L) * loadu(wrows[t] + g * wg + kx * L);
+      lanes.store(out + x * out_ps + g * L, acc);
+    };
+    for (int g = 0; g < full_blocks; ++g) one(g, AllLanes<T>{});
+    if (full_blocks < G) one(full_blocks, tail);
   };
   for (int64_t x = 0; x < xa; ++x) edge(x);
   for (int64_t x = edge_from; x < OW; ++x) edge(x);
@@ -584,7 +612,7 @@ bool direct_ok(const ConvGeometry& p, const Job& j, const DwView& src, const DwV
   const bool small = taps <= kDirectMaxTaps || (taps <= kDirectWideMaxTaps && j.out[2] >= kDirectWideMinOutputs);
   const bool tall = j.k[2] <= 5 && rows >= 4 * j.k[2];
   return j.up[0] == 1 && j.up[1] == 1 && j.up[2] == 1 && j.s[2] == 1 && j.d[2] == 1 &&
-         src.stride[1] == 1 && dst.stride[1] == 1 && p.channels % kLanes<T> == 0 && (small || tall);
+         src.stride[1] == 1 && dst.stride[1] == 1 && (small || tall);
 }
 
 // Whether the direct path writes its output with non-temporal stores: for
@@ -620,7 +648,9 @@ void run_direct_job(const ConvGeometry& p, const DwPlan& plan, const Job& j, con
     if (item.c0 != packed_c0) {
       for (int g = 0; g < item.grp.G; ++g) {
         pack_weights<T>(j, p.channels, w, item.c0 + g * L, wt.data() + g * KV * L);
-        bias_v[g] = bias ? loadu(bias + item.c0 + g * L) : vec_t<T>{};
+        const int lanes = item.grp.lanes(g, L);
+        bias_v[g] = !bias ? vec_t<T>{} : lanes == L ? loadu(bias + item.c0 + g * L)
+                                                    : simd::load_partial(bias + item.c0 + g * L, lanes);
       }
       packed_c0 = item.c0;
     }
@@ -649,7 +679,8 @@ void run_direct_job(const ConvGeometry& p, const DwPlan& plan, const Job& j, con
       T* out = dbase + oz * dst.stride[2] + oy * dst.stride[3];
       auto row = [&](auto streamed) {
         fwd_row_direct<T, decltype(streamed)::value>(rows.data(), wrows.data(), nrows, j.src[2], j.off[2], KW,
-                                                     j.out[2], src.stride[4], item.grp.G, KV * L,
+                                                     j.out[2], src.stride[4], item.grp.G,
+                                                     item.grp.lanes(item.grp.G - 1, L), KV * L,
                                                      bias_v.data(), out, dst.stride[4], next);
       };
       stream ? row(std::true_type{}) : row(std::false_type{});

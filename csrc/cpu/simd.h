@@ -70,9 +70,37 @@ inline void stream_fence() {
 #endif
 }
 
-// Stores the first n lanes of v.
+// The first n lanes (0 < n <= lanes) from p, zeros in the others; nothing past
+// p + n is read (masked loads where the instruction set has them).
+template <typename T>
+inline vec_t<T> load_partial(const T* p, int n) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) return (vec_t<T>)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+  if constexpr (std::is_same_v<T, double>) return (vec_t<T>)_mm512_maskz_loadu_pd((__mmask8)((1u << n) - 1), p);
+#elif defined(__AVX2__)
+  if constexpr (std::is_same_v<T, float>)
+    return (vec_t<T>)_mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+  if constexpr (std::is_same_v<T, double>)
+    return (vec_t<T>)_mm256_maskload_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3)));
+#endif
+  vec_t<T> v{};
+  std::memcpy(&v, p, n * sizeof(T));
+  return v;
+}
+
+// Stores the first n lanes of v (nothing past p + n is written).
 template <typename T>
 inline void store_partial(T* p, vec_t<T> v, int n) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) return _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
+  if constexpr (std::is_same_v<T, double>) return _mm512_mask_storeu_pd(p, (__mmask8)((1u << n) - 1), (__m512d)v);
+#elif defined(__AVX2__)
+  if constexpr (std::is_same_v<T, float>)
+    return _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
+                               (__m256)v);
+  if constexpr (std::is_same_v<T, double>)
+    return _mm256_maskstore_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3)), (__m256d)v);
+#endif
   T tmp[Vec<T>::lanes];
   std::memcpy(tmp, &v, sizeof(v));
   for (int i = 0; i < n; ++i) p[i] = tmp[i];
