@@ -102,6 +102,38 @@ def test_a_slow_first_call_of_a_fast_layer_is_warm_up_not_a_verdict(timings, mon
     assert _select.backend_choices()[-1]["backend"] == "torch"
 
 
+def test_a_close_choice_is_measured_again_after_recheck_after_calls(timings):
+    timings.update(leanconv=1.0, torch=1.2)  # leanconv's, by less than RECHECK_WITHIN
+    m = DepthwiseConv2d(4, 4, 3, padding=1)
+    x = torch.randn(1, 4, 6, 6)
+    m(x)
+    assert _select.backend_choices()[-1]["backend"] == "leanconv"
+    timings.update(leanconv=2.0, torch=1.0)  # the process's later calls run at other speeds
+    for _ in range(_select.RECHECK_AFTER - 1):
+        m(x)
+    first_calls = timings["calls"]
+    assert _select.backend_choices()[-1]["backend"] == "leanconv"
+    m(x)  # the RECHECK_AFTER-th call after the first: measured again
+    choice = _select.backend_choices()[-1]
+    assert choice["backend"] == "torch" and choice["how"] == "re-measured" and "recheck_in" not in choice
+    assert timings["calls"] > first_calls
+    for _ in range(3 * _select.RECHECK_AFTER):  # final: never measured a third time
+        m(x)
+    assert _select.backend_choices()[-1]["how"] == "re-measured" and len(_select.backend_choices()) == 1
+
+
+def test_a_clear_choice_is_not_measured_again(timings, tmp_path):
+    timings.update(leanconv=1.0, torch=2.0)
+    m = DepthwiseConv2d(4, 4, 3, padding=1)
+    x = torch.randn(1, 4, 6, 6)
+    m(x)
+    assert "recheck_in" not in _select.backend_choices()[-1]
+    calls = timings["calls"]
+    for _ in range(_select.RECHECK_AFTER + 5):
+        m(x)
+    assert timings["calls"] == calls
+
+
 def test_fast_calls_are_timed_several_in_a_row(timings):
     timings.update(leanconv=1e-4, torch=1.5e-4)
     DepthwiseConv2d(4, 4, 3, padding=1)(torch.randn(1, 4, 6, 6))
@@ -177,6 +209,22 @@ def test_save_and_load_choices(timings, tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"format": "something else"}))
     with pytest.raises(ValueError, match="not a leanconv backend-choices file"):
         _select.load_backend_choices(tmp_path / "bad.json")
+
+
+def test_loaded_close_choices_are_not_measured_again(timings, tmp_path):
+    timings.update(leanconv=1.0, torch=1.2)
+    m = DepthwiseConv2d(4, 4, 3, padding=1)
+    x = torch.randn(1, 4, 6, 6)
+    m(x)
+    assert _select.backend_choices()[-1]["recheck_in"] == _select.RECHECK_AFTER
+    path = _select.save_backend_choices(tmp_path / "choices.json")
+    assert "recheck_in" not in path.read_text()
+    _select.clear_backend_choices()
+    _select.load_backend_choices(path)
+    calls = timings["calls"]
+    for _ in range(_select.RECHECK_AFTER + 5):
+        m(x)
+    assert timings["calls"] == calls
 
 
 def test_torch_compile_fullgraph_with_auto(timings):

@@ -11,6 +11,7 @@ def test_bench_dropin_smoke(tmp_path):
     assert len(rows) == len(LAYOUTS) * len(PASSES) * sum("k3 small" in c.name for c in QUICK)
     for r in rows:
         assert r["chosen"] in ("leanconv", "torch") and r["rounds"] >= 2
+        assert r["final"].split(" ")[0] in ("leanconv", "torch")
         assert r["ratio_low"] <= r["ratio"] <= r["ratio_high"] and r["first_call_ms"] > 0
 
 

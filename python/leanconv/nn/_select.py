@@ -12,7 +12,9 @@ they are within 5 % of each other; forward, plus backward when gradients are
 needed; a fast call repeated for about a millisecond per timing; CUDA timed
 with events), and the faster one is kept for the rest of the process -
 leanconv's only when it is more than 5 % faster (within that margin the
-module runs what it replaces).  Under ``torch.compile``
+module runs what it replaces).  A choice made by less than 1.5x is measured
+once more after 100 calls of its signature (a process's first calls can run
+at other speeds than later ones), and that choice is final.  Under ``torch.compile``
 nothing can be measured while tracing: a cached choice is not consulted and
 a built-in table decides (see each module's ``_table_backend``).
 
@@ -49,6 +51,11 @@ DECISIVE = 3.0  # after the first round, a candidate this many times slower is o
 TIMING_S = 1e-3  # a timing repeats a fast call until it lasts about this long (at most MAX_CALLS calls)
 MAX_CALLS = 20
 SLOW_CALL_S = 0.05
+# A choice made by less than this factor is measured once more after RECHECK_AFTER calls of
+# its signature: a process's first calls can run at other speeds than later ones (glibc's
+# allocator adapts its thresholds to the blocks freed, oneDNN and the caches warm up)
+RECHECK_AFTER = 100
+RECHECK_WITHIN = 1.5
 
 _CHOICES: dict[tuple, dict[str, Any]] = {}
 # The checks below run on every call of an auto module: the cheapest forms available.
@@ -167,8 +174,14 @@ def pick(module: str, setting: str | None, input: torch.Tensor, kernel: Sequence
     key = call_key(module, input, kernel, stride, padding, dilation, params)
     hit = _CHOICES.get(key)
     if hit is not None:
-        return hit["backend"]
-    return choose(key, timed_candidates(input, params, forwards, key[9], key[10]), input.device)
+        countdown = hit.get("recheck_in")
+        if countdown is None:
+            return hit["backend"]
+        if countdown > 1:
+            hit["recheck_in"] = countdown - 1
+            return hit["backend"]
+    return choose(key, timed_candidates(input, params, forwards, key[9], key[10]), input.device,
+                  again=hit is not None)
 
 
 def timed_candidates(input: torch.Tensor, params: Sequence[torch.Tensor | None],
@@ -192,11 +205,12 @@ def timed_candidates(input: torch.Tensor, params: Sequence[torch.Tensor | None],
     return {name: (lambda f=f: run(f)) for name, f in forwards.items()}
 
 
-def choose(key: tuple, candidates: dict[str, Callable[[], Any]], device: torch.device) -> str:
+def choose(key: tuple, candidates: dict[str, Callable[[], Any]], device: torch.device, again: bool = False) -> str:
     """Time ``candidates`` (warm-up, then :data:`ROUNDS` interleaved rounds, up to
     :data:`MAX_ROUNDS` while their best times are within :data:`CLOSE`; a timing of a fast
     candidate repeats it for about :data:`TIMING_S`), keep the faster one for ``key`` and
-    return its name."""
+    return its name.  ``again``: the re-measurement after :data:`RECHECK_AFTER` calls (a
+    first choice by less than :data:`RECHECK_WITHIN` asks for it), whose result is final."""
     names = list(candidates)
     # warm-up (allocator, lazy initialisation such as oneDNN's kernel generation, caches),
     # twice, timed too: a candidate that is even DECISIVE**2 times slower is out at once
@@ -209,7 +223,8 @@ def choose(key: tuple, candidates: dict[str, Callable[[], Any]], device: torch.d
             warm = {name: min(warm[name], _time_call(name, candidates[name], device)) for name in names}
         if max(warm.values()) > DECISIVE**2 * min(warm.values()) and (second or max(warm.values()) >= SLOW_CALL_S):
             winner = min(warm, key=warm.get)
-            _CHOICES[key] = {"backend": winner, "how": "measured", "times_ms": {k: v * 1e3 for k, v in warm.items()}}
+            _CHOICES[key] = {"backend": winner, "how": "re-measured" if again else "measured",
+                             "times_ms": {k: v * 1e3 for k, v in warm.items()}}
             return winner
     # one call of a sub-millisecond layer is mostly timer noise: time several in a row
     number = int(min(MAX_CALLS, max(1, math.ceil(TIMING_S / max(min(warm.values()), 1e-9)))))
@@ -229,13 +244,18 @@ def choose(key: tuple, candidates: dict[str, Callable[[], Any]], device: torch.d
         # can turn either way later (allocator and cache state), and the module then costs
         # only its call overhead on top of PyTorch's
         winner = "torch"
-    _CHOICES[key] = {"backend": winner, "how": "measured", "times_ms": {k: v * 1e3 for k, v in best.items()}}
+    entry = {"backend": winner, "how": "re-measured" if again else "measured",
+             "times_ms": {k: v * 1e3 for k, v in best.items()}}
+    if not again and max(best.values()) < RECHECK_WITHIN * min(best.values()):
+        entry["recheck_in"] = RECHECK_AFTER
+    _CHOICES[key] = entry
     return winner
 
 
 def backend_choices() -> list[dict[str, Any]]:
     """Every choice made (or loaded) in this process: the call signature's fields, the
-    backend, how it was decided, and the measured times (ms) where measured."""
+    backend, how it was decided (measured, re-measured or loaded), the measured times (ms)
+    where measured, and ``recheck_in``: calls left before a close choice is measured again."""
     return [{**dict(zip(KEY_FIELDS, _plain(key))), **value} for key, value in _CHOICES.items()]
 
 
@@ -253,7 +273,8 @@ def save_backend_choices(path: str | os.PathLike) -> Path:
     from .._io import atomic_write_text
 
     path = Path(path)
-    rows = [{"key": _plain(key), **value} for key, value in _CHOICES.items()]
+    rows = [{"key": _plain(key), **{k: v for k, v in value.items() if k != "recheck_in"}}
+            for key, value in _CHOICES.items()]
     atomic_write_text(path, json.dumps({"format": "leanconv-backend-choices/1", "fields": list(KEY_FIELDS),
                                         "choices": rows}, indent=1) + "\n")
     return path
