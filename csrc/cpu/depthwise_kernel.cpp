@@ -348,8 +348,12 @@ void fwd_row_direct(const T* const* rows, const T* const* wrows, int64_t nrows, 
                     int64_t off, int64_t KW, int64_t OW, int64_t ps, int G, int last_lanes, int64_t wg,
                     const vec_t<T>* bias, T* out, int64_t out_ps, const T* next_row) {
   constexpr int L = kLanes<T>;
-  const int full_blocks = last_lanes == L ? G : G - 1;
-  const FirstLanes<T> tail{last_lanes};
+  // fn(g, lanes) for every channel block: all lanes, then the partial last block masked
+  auto each_block = [&](auto&& fn) LC_INLINE {
+    const int full = last_lanes == L ? G : G - 1;
+    for (int g = 0; g < full; ++g) fn(g, AllLanes<T>{});
+    if (full < G) fn(full, FirstLanes<T>{last_lanes});
+  };
   constexpr int P = kFwdP;
   const int64_t xa = std::clamp<int64_t>(off, 0, OW);                  // first inside output
   const int64_t xb = std::clamp<int64_t>(W - KW + 1 + off, xa, OW);    // one past the last
@@ -363,14 +367,12 @@ void fwd_row_direct(const T* const* rows, const T* const* wrows, int64_t nrows, 
       for (int q = 0; q < PB; ++q)
         for (int64_t ln = 0; ln < px_lines; ++ln) __builtin_prefetch(pf + q * ps + ln * line_elems);
     }
-    for (int g = 0; g < full_blocks; ++g)
-      fwd_block_slide<T, PB, -1, STREAM>(rows, wrows, nrows, (x - off) * ps + g * L, g * wg, KW, ps, bias[g],
-                                         out + x * out_ps + g * L, out_ps);
-    if (full_blocks < G) {
-      const int g = full_blocks;
-      fwd_block_slide<T, PB, -1, false>(rows, wrows, nrows, (x - off) * ps + g * L, g * wg, KW, ps, bias[g],
-                                        out + x * out_ps + g * L, out_ps, tail);
-    }
+    each_block([&](int g, const auto& lanes) LC_INLINE {
+      // non-temporal stores only for whole vectors
+      constexpr bool stream = STREAM && std::is_same_v<std::decay_t<decltype(lanes)>, AllLanes<T>>;
+      fwd_block_slide<T, PB, -1, stream>(rows, wrows, nrows, (x - off) * ps + g * L, g * wg, KW, ps, bias[g],
+                                         out + x * out_ps + g * L, out_ps, lanes);
+    });
   };
   // blocks of P, then the rest in blocks of P/2, P/4, ..., 1 (no output computed twice)
   int64_t x = xa;
@@ -384,21 +386,18 @@ void fwd_row_direct(const T* const* rows, const T* const* wrows, int64_t nrows, 
       }
     }
   });
-  const int64_t edge_from = xb;
   auto edge = [&](int64_t x) {
     const int64_t k0 = std::max<int64_t>(0, off - x), k1 = std::min<int64_t>(KW, W + off - x);
-    auto one = [&](int g, const auto& lanes) LC_INLINE {
+    each_block([&](int g, const auto& lanes) LC_INLINE {
       vec_t<T> acc = bias[g];
       for (int64_t t = 0; t < nrows; ++t)
         for (int64_t kx = k0; kx < k1; ++kx)
           acc += lanes.load(rows[t] + (x + kx - off) * ps + g * L) * loadu(wrows[t] + g * wg + kx * L);
       lanes.store(out + x * out_ps + g * L, acc);
-    };
-    for (int g = 0; g < full_blocks; ++g) one(g, AllLanes<T>{});
-    if (full_blocks < G) one(full_blocks, tail);
+    });
   };
   for (int64_t x = 0; x < xa; ++x) edge(x);
-  for (int64_t x = edge_from; x < OW; ++x) edge(x);
+  for (int64_t x = xb; x < OW; ++x) edge(x);
 }
 
 // ---------------------------------------------------------------- grad_weight micro-kernels

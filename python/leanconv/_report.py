@@ -1,5 +1,6 @@
 """Timing in interleaved rounds and markdown tables: shared by the benchmarks
-(:mod:`leanconv.bench`) and the surrogate comparison (:mod:`leanconv.surrogate.evaluate`)."""
+(:mod:`leanconv.bench`), the surrogate comparison (:mod:`leanconv.surrogate.evaluate`)
+and the drop-in modules' backend choice (:mod:`leanconv.nn._select`, calls per timing)."""
 from __future__ import annotations
 
 import math
@@ -7,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["paired_rounds", "calls_per_timing", "markdown_table"]
+__all__ = ["paired_rounds", "calls_per_timing", "repeats_for", "markdown_table"]
 
 
 def paired_rounds(fns: dict[str, Callable[[], Any]], min_run_time: float,
@@ -59,7 +60,12 @@ def calls_per_timing(fns: dict[str, Callable[[], Any]], target: float, clock: Ca
         if sync:
             sync()
         fastest = min(fastest, clock() - t0)
-    return int(min(most, max(1, math.ceil(target / max(fastest, 1e-9)))))
+    return repeats_for(fastest, target, most)
+
+
+def repeats_for(seconds_per_call: float, target: float, most: int) -> int:
+    """Calls in a row (1 to ``most``) that take about ``target`` seconds at ``seconds_per_call``."""
+    return int(min(most, max(1, math.ceil(target / max(seconds_per_call, 1e-9)))))
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:

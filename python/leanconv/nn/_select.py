@@ -28,7 +28,6 @@ across processes (loaded choices are used without measuring), and
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +36,8 @@ from typing import Any
 
 import torch
 import torch.fx
+
+from .._report import repeats_for
 
 __all__ = ["BACKENDS", "backend_choices", "save_backend_choices", "load_backend_choices", "clear_backend_choices"]
 
@@ -222,12 +223,9 @@ def choose(key: tuple, candidates: dict[str, Callable[[], Any]], device: torch.d
         if second:
             warm = {name: min(warm[name], _time_call(name, candidates[name], device)) for name in names}
         if max(warm.values()) > DECISIVE**2 * min(warm.values()) and (second or max(warm.values()) >= SLOW_CALL_S):
-            winner = min(warm, key=warm.get)
-            _CHOICES[key] = {"backend": winner, "how": "re-measured" if again else "measured",
-                             "times_ms": {k: v * 1e3 for k, v in warm.items()}}
-            return winner
+            return _keep(key, min(warm, key=warm.get), warm, again, recheck=False)
     # one call of a sub-millisecond layer is mostly timer noise: time several in a row
-    number = int(min(MAX_CALLS, max(1, math.ceil(TIMING_S / max(min(warm.values()), 1e-9)))))
+    number = repeats_for(min(warm.values()), TIMING_S, MAX_CALLS)
     times: dict[str, list[float]] = {k: [] for k in names}
     for r in range(MAX_ROUNDS):
         for name in names if r % 2 == 0 else reversed(names):
@@ -244,9 +242,15 @@ def choose(key: tuple, candidates: dict[str, Callable[[], Any]], device: torch.d
         # can turn either way later (allocator and cache state), and the module then costs
         # only its call overhead on top of PyTorch's
         winner = "torch"
+    return _keep(key, winner, best, again, recheck=max(best.values()) < RECHECK_WITHIN * min(best.values()))
+
+
+def _keep(key: tuple, winner: str, seconds: dict[str, float], again: bool, recheck: bool) -> str:
+    """Record the choice for ``key`` (with the times it was made on; a first choice with
+    ``recheck`` is measured once more after :data:`RECHECK_AFTER` calls) and return it."""
     entry = {"backend": winner, "how": "re-measured" if again else "measured",
-             "times_ms": {k: v * 1e3 for k, v in best.items()}}
-    if not again and max(best.values()) < RECHECK_WITHIN * min(best.values()):
+             "times_ms": {k: v * 1e3 for k, v in seconds.items()}}
+    if recheck and not again:
         entry["recheck_in"] = RECHECK_AFTER
     _CHOICES[key] = entry
     return winner
