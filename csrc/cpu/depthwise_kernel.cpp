@@ -195,19 +195,26 @@ struct FirstLanes {
 
 // acc[j] += sum_k in[(j + k)*step] * w[k] for j < P, k < KB: each input vector
 // is loaded once and feeds up to KB accumulators.
+// (The weight vectors wv[0 .. KB-1] already in registers.)
+template <typename T, int P, int KB, typename Lanes = AllLanes<T>>
+[[gnu::always_inline]] inline void fwd_slide_w(const T* in, int64_t step, const vec_t<T>* wv,
+                                               vec_t<T> (&acc)[P], const Lanes& lanes = {}) {
+  static_for<P + KB - 1>([&](auto i) LC_INLINE {
+    const vec_t<T> v = simd::in_register(lanes.load(in + i * step));
+    static_for<KB>([&](auto k) LC_INLINE {
+      constexpr int jj = decltype(i)::value - decltype(k)::value;
+      if constexpr (jj >= 0 && jj < P) acc[jj] += v * wv[k];
+    });
+  });
+}
+
 template <typename T, int P, int KB, typename Lanes = AllLanes<T>>
 [[gnu::always_inline]] inline void fwd_slide(const T* in, int64_t step, const T* w,
                                              vec_t<T> (&acc)[P], const Lanes& lanes = {}) {
   constexpr int L = kLanes<T>;
   vec_t<T> wv[KB];
   static_for<KB>([&](auto k) LC_INLINE { wv[k] = loadu(w + k * L); });
-  static_for<P + KB - 1>([&](auto i) LC_INLINE {
-    const vec_t<T> v = lanes.load(in + i * step);
-    static_for<KB>([&](auto k) LC_INLINE {
-      constexpr int jj = decltype(i)::value - decltype(k)::value;
-      if constexpr (jj >= 0 && jj < P) acc[jj] += v * wv[k];
-    });
-  });
+  fwd_slide_w<T, P, KB>(in, step, wv, acc, lanes);
 }
 
 // Calls fn(integral_constant<int, KW mod KB>).
@@ -221,14 +228,14 @@ template <typename F>
 
 // All KW taps of one kernel row for P outputs: blocks of KB taps, then the
 // REM = KW mod KB left.
-template <typename T, int P, int REM>
+template <typename T, int P, int REM, typename Lanes = AllLanes<T>>
 [[gnu::always_inline]] inline void fwd_row_taps(const T* in, const T* w, int64_t KW, int64_t step,
-                                                vec_t<T> (&acc)[P]) {
+                                                vec_t<T> (&acc)[P], const Lanes& lanes = {}) {
   constexpr int L = kLanes<T>;
   constexpr int KB = kFwdKB;
   const int64_t full = KW - REM;
-  for (int64_t k0 = 0; k0 < full; k0 += KB) fwd_slide<T, P, KB>(in + k0 * step, step, w + k0 * L, acc);
-  if constexpr (REM > 0) fwd_slide<T, P, REM>(in + full * step, step, w + full * L, acc);
+  for (int64_t k0 = 0; k0 < full; k0 += KB) fwd_slide<T, P, KB>(in + k0 * step, step, w + k0 * L, acc, lanes);
+  if constexpr (REM > 0) fwd_slide<T, P, REM>(in + full * step, step, w + full * L, acc, lanes);
 }
 
 // One block of P outputs of one output row, stride 1 along W.  rows[t] (+
@@ -236,21 +243,19 @@ template <typename T, int P, int REM>
 // reads, wrows[t] (+ w_off) that row's KW weight vectors; consecutive taps and
 // outputs are `step` elements apart in the input; output j goes to out +
 // j*out_step.  REM >= 0 is KW mod KB, fixed for the whole block (tall kernels
-// such as 51x5 have many short rows); REM < 0 picks it row by row (measured
-// faster for the small kernels of the direct path).
+// such as 51x5 have many short rows); REM < 0 picks it row by row.
 template <typename T, int P, int REM, bool STREAM = false, typename Lanes = AllLanes<T>>
 [[gnu::always_inline]] inline void fwd_block_slide(const T* const* rows, const T* const* wrows,
                                                    int64_t nrows, int64_t in_off, int64_t w_off,
                                                    int64_t KW, int64_t step, vec_t<T> bias, T* out,
                                                    int64_t out_step, const Lanes& lanes = {}) {
-  static_assert(REM < 0 || std::is_same_v<Lanes, AllLanes<T>>, "partial lanes only on the REM < 0 path");
   vec_t<T> acc[P];
   static_for<P>([&](auto jj) LC_INLINE { acc[jj] = bias; });
   for (int64_t t = 0; t < nrows; ++t) {
     const T* in = rows[t] + in_off;
     const T* w = wrows[t] + w_off;
     if constexpr (REM >= 0) {
-      fwd_row_taps<T, P, REM>(in, w, KW, step, acc);
+      fwd_row_taps<T, P, REM>(in, w, KW, step, acc, lanes);
     } else {
       constexpr int L = kLanes<T>;
       constexpr int KB = kFwdKB;
@@ -264,6 +269,38 @@ template <typename T, int P, int REM, bool STREAM = false, typename Lanes = AllL
       });
     }
   }
+  static_for<P>([&](auto jj) LC_INLINE {
+    if constexpr (STREAM) {
+      store_stream(out + jj * out_step, acc[jj]);
+    } else {
+      lanes.store(out + jj * out_step, acc[jj]);
+    }
+  });
+}
+
+// The block of fwd_block_slide for a kernel of NR rows of KW taps known at
+// compile time, every row inside the input (w: the block's NR*KW weight
+// vectors, row after row): the rows unrolled, and all the weights held in
+// registers when they fit next to the accumulators (3x3 with 16 outputs: 1.7x
+// faster than loading each row's weights per block).
+template <typename T, int P, int NR, int KW, bool STREAM, typename Lanes>
+[[gnu::always_inline]] inline void fwd_block_fixed(const T* const* rows, const T* w, int64_t in_off,
+                                                   int64_t step, vec_t<T> bias, T* out, int64_t out_step,
+                                                   const Lanes& lanes) {
+  constexpr int L = kLanes<T>;
+  constexpr bool hoist = NR * KW + P + 1 <= simd::kVecRegs;
+  vec_t<T> acc[P];
+  static_for<P>([&](auto jj) LC_INLINE { acc[jj] = bias; });
+  vec_t<T> wv[hoist ? NR * KW : 1];
+  if constexpr (hoist) static_for<NR * KW>([&](auto k) LC_INLINE { wv[k] = loadu(w + k * L); });
+  static_for<NR>([&](auto t) LC_INLINE {
+    constexpr int r = decltype(t)::value;
+    if constexpr (hoist) {
+      fwd_slide_w<T, P, KW>(rows[r] + in_off, step, wv + r * KW, acc, lanes);
+    } else {
+      fwd_slide<T, P, KW>(rows[r] + in_off, step, w + r * KW * L, acc, lanes);
+    }
+  });
   static_for<P>([&](auto jj) LC_INLINE {
     if constexpr (STREAM) {
       store_stream(out + jj * out_step, acc[jj]);
@@ -333,71 +370,113 @@ void fwd_row(const Job& j, const T* const* rows, const T* const* wrows, int64_t 
 // source into a channels-innermost destination (stride and dilation 1 along
 // W, no copies): rows[t] point at input x = 0 of the kernel rows inside the
 // input, block g's channels start g*L further, its weights at wrows[t] +
-// g*wg; ps/out_ps are the pixel strides.  Outputs whose window lies inside
-// the row use the sliding blocks (of P outputs, then P/2, P/4, ..., 1 for the
-// rest: measured 1.15-1.8x faster than one last block overlapping the one
-// before it); the few near the ends test each tap.  All
-// blocks of a group run on the same pixels in turn, so the input window is
-// reused from the L1 cache and the output written pixel by pixel.  The last
-// block holds last_lanes channels (< L when C is not a multiple of L: masked
-// loads and stores).  STREAM: the sliding blocks store with non-temporal
-// stores (needs out, out_ps and the block offsets aligned to the vector size,
-// and last_lanes == L).
-template <typename T, bool STREAM>
-void fwd_row_direct(const T* const* rows, const T* const* wrows, int64_t nrows, int64_t W,
-                    int64_t off, int64_t KW, int64_t OW, int64_t ps, int G, int last_lanes, int64_t wg,
-                    const vec_t<T>* bias, T* out, int64_t out_ps, const T* next_row) {
-  constexpr int L = kLanes<T>;
+// g*wg; ps/out_ps are the pixel strides.  The last block holds last_lanes
+// channels (< L when C is not a multiple of L: masked loads and stores).
+template <typename T>
+struct DirectRow {
+  const T* const* rows;
+  const T* const* wrows;
+  int64_t nrows, kernel_rows;  // rows inside the input; the kernel's rows (kD*kH)
+  int64_t W, off, KW, OW, ps;
+  int G, last_lanes;
+  int64_t wg;
+  const vec_t<T>* bias;
+  T* out;
+  int64_t out_ps;
+
   // fn(g, lanes) for every channel block: all lanes, then the partial last block masked
-  auto each_block = [&](auto&& fn) LC_INLINE {
+  template <typename Fn>
+  [[gnu::always_inline]] void each_block(Fn&& fn) const {
+    constexpr int L = kLanes<T>;
     const int full = last_lanes == L ? G : G - 1;
     for (int g = 0; g < full; ++g) fn(g, AllLanes<T>{});
     if (full < G) fn(full, FirstLanes<T>{last_lanes});
-  };
+  }
+};
+
+// A kernel shape known at compile time: `rows` kernel rows of `taps` taps
+// (-1: known at run time only).
+template <int R, int K>
+struct FixedShape {
+  static constexpr int rows = R, taps = K;
+};
+
+// The outputs x0 <= x < x1 of a row whose windows lie inside the input, in
+// sliding blocks of P outputs, then P/2, P/4, ..., 1 for the rest (measured
+// 1.15-1.8x faster than one last block overlapping the one before it).  All
+// blocks of a group run on the same pixels in turn, so the input window is
+// reused from the L1 cache and the output written pixel by pixel.  Shape:
+// the kernel's rows and taps where known at compile time (rows: only when all
+// of them lie inside the input).  STREAM: non-temporal stores for whole
+// vectors (needs out, out_ps and the block offsets aligned to the vector
+// size).  Not inlined: each shape's loop gets its own registers.
+template <typename T, bool STREAM, typename Shape>
+[[gnu::noinline]] void fwd_direct_slide(const DirectRow<T>& r, int64_t x0, int64_t x1) {
+  constexpr int L = kLanes<T>;
   constexpr int P = kFwdP;
-  const int64_t xa = std::clamp<int64_t>(off, 0, OW);                  // first inside output
-  const int64_t xb = std::clamp<int64_t>(W - KW + 1 + off, xa, OW);    // one past the last
-  const int64_t line_elems = 64 / sizeof(T), px_lines = (G * L + line_elems - 1) / line_elems;
+  constexpr int NR = Shape::rows, KWC = Shape::taps;
   auto block = [&](auto pb, int64_t x) LC_INLINE {
     constexpr int PB = decltype(pb)::value;
-    if (next_row) {
-      // the input row that the next output row adds: fetch this block's pixels of it,
-      // a whole row of work ahead of their use
-      const T* pf = next_row + (x - off) * ps;
-      for (int q = 0; q < PB; ++q)
-        for (int64_t ln = 0; ln < px_lines; ++ln) __builtin_prefetch(pf + q * ps + ln * line_elems);
-    }
-    each_block([&](int g, const auto& lanes) LC_INLINE {
-      // non-temporal stores only for whole vectors
+    r.each_block([&](int g, const auto& lanes) LC_INLINE {
       constexpr bool stream = STREAM && std::is_same_v<std::decay_t<decltype(lanes)>, AllLanes<T>>;
-      fwd_block_slide<T, PB, -1, stream>(rows, wrows, nrows, (x - off) * ps + g * L, g * wg, KW, ps, bias[g],
-                                         out + x * out_ps + g * L, out_ps, lanes);
+      const int64_t in_off = (x - r.off) * r.ps + g * L;
+      T* out = r.out + x * r.out_ps + g * L;
+      if constexpr (NR > 0) {
+        // every kernel row inside the input: wrows[t] = wrows[0] + t*KW*L
+        fwd_block_fixed<T, PB, NR, KWC, stream>(r.rows, r.wrows[0] + g * r.wg, in_off, r.ps, r.bias[g], out,
+                                                r.out_ps, lanes);
+      } else {
+        fwd_block_slide<T, PB, KWC, stream>(r.rows, r.wrows, r.nrows, in_off, g * r.wg, r.KW, r.ps, r.bias[g],
+                                            out, r.out_ps, lanes);
+      }
     });
   };
-  // blocks of P, then the rest in blocks of P/2, P/4, ..., 1 (no output computed twice)
-  int64_t x = xa;
-  for (; x + P <= xb; x += P) block(std::integral_constant<int, P>{}, x);
+  int64_t x = x0;
+  for (; x + P <= x1; x += P) block(std::integral_constant<int, P>{}, x);
   static_for<5>([&](auto i) LC_INLINE {
     constexpr int PB = 16 >> decltype(i)::value;
     if constexpr (PB < P) {
-      if (xb - x >= PB) {
+      if (x1 - x >= PB) {
         block(std::integral_constant<int, PB>{}, x);
         x += PB;
       }
     }
   });
+}
+
+template <typename T, bool STREAM>
+void fwd_row_direct(const DirectRow<T>& r) {
+  constexpr int L = kLanes<T>;
+  const int64_t off = r.off, KW = r.KW;
+  const int64_t xa = std::clamp<int64_t>(off, 0, r.OW);                   // first inside output
+  const int64_t xb = std::clamp<int64_t>(r.W - KW + 1 + off, xa, r.OW);   // one past the last
+  // The common kernels with their rows and taps unrolled when every row lies
+  // inside the input; the common widths with their taps unrolled; the rest
+  // pick their taps row by row.
+  const bool all_rows = r.nrows == r.kernel_rows;
+  const int64_t R = r.kernel_rows;
+  if (all_rows && R == 3 && KW == 3) fwd_direct_slide<T, STREAM, FixedShape<3, 3>>(r, xa, xb);
+  else if (all_rows && R == 9 && KW == 3) fwd_direct_slide<T, STREAM, FixedShape<9, 3>>(r, xa, xb);  // 3x3x3
+  else if (all_rows && R == 5 && KW == 5) fwd_direct_slide<T, STREAM, FixedShape<5, 5>>(r, xa, xb);
+  else if (all_rows && R == 7 && KW == 7) fwd_direct_slide<T, STREAM, FixedShape<7, 7>>(r, xa, xb);
+  else if (KW == 3) fwd_direct_slide<T, STREAM, FixedShape<-1, 3>>(r, xa, xb);
+  else if (KW == 5) fwd_direct_slide<T, STREAM, FixedShape<-1, 5>>(r, xa, xb);
+  else if (KW == 7) fwd_direct_slide<T, STREAM, FixedShape<-1, 7>>(r, xa, xb);
+  else fwd_direct_slide<T, STREAM, FixedShape<-1, -1>>(r, xa, xb);
+  // The outputs near the ends test each tap; their kernel rows add into four
+  // accumulators in turn (independent chains of FMAs), summed at the end.
   auto edge = [&](int64_t x) {
-    const int64_t k0 = std::max<int64_t>(0, off - x), k1 = std::min<int64_t>(KW, W + off - x);
-    each_block([&](int g, const auto& lanes) LC_INLINE {
-      vec_t<T> acc = bias[g];
-      for (int64_t t = 0; t < nrows; ++t)
+    const int64_t k0 = std::max<int64_t>(0, off - x), k1 = std::min<int64_t>(KW, r.W + off - x);
+    r.each_block([&](int g, const auto& lanes) LC_INLINE {
+      vec_t<T> acc[4] = {r.bias[g], vec_t<T>{}, vec_t<T>{}, vec_t<T>{}};
+      for (int64_t t = 0; t < r.nrows; ++t)
         for (int64_t kx = k0; kx < k1; ++kx)
-          acc += lanes.load(rows[t] + (x + kx - off) * ps + g * L) * loadu(wrows[t] + g * wg + kx * L);
-      lanes.store(out + x * out_ps + g * L, acc);
+          acc[t & 3] += lanes.load(r.rows[t] + (x + kx - off) * r.ps + g * L) * loadu(r.wrows[t] + g * r.wg + kx * L);
+      lanes.store(r.out + x * r.out_ps + g * L, (acc[0] + acc[1]) + (acc[2] + acc[3]));
     });
   };
   for (int64_t x = 0; x < xa; ++x) edge(x);
-  for (int64_t x = xb; x < OW; ++x) edge(x);
+  for (int64_t x = xb; x < r.OW; ++x) edge(x);
 }
 
 // ---------------------------------------------------------------- grad_weight micro-kernels
@@ -657,7 +736,6 @@ void run_direct_job(const ConvGeometry& p, const DwPlan& plan, const Job& j, con
     T* dbase = static_cast<T*>(dst.data) + item.n * dst.stride[0] + item.c0;
     for_each_row(j, ab, item, [&](int64_t oz, int64_t oy) {
       int64_t nrows = 0;  // kernel rows that fall inside the input
-      int64_t newest = -1;  // input row (y) of the last of them
       for (int64_t kd = 0; kd < j.k[0]; ++kd) {
         const int64_t iz = oz * j.s[0] + kd * j.d[0] - j.off[0];
         if (iz < 0 || iz >= j.src[0]) continue;
@@ -666,23 +744,17 @@ void run_direct_job(const ConvGeometry& p, const DwPlan& plan, const Job& j, con
           if (iy < 0 || iy >= j.src[1]) continue;
           offs[nrows] = iz * src.stride[2] + iy * src.stride[3];
           taps[nrows++] = kd * KH + ky;
-          newest = iy;
         }
       }
-      const bool has_next = nrows > 0 && newest + j.s[1] < j.src[1];
       for (int64_t t = 0; t < nrows; ++t) {
         rows[t] = sbase + offs[t];
         wrows[t] = wt.data() + taps[t] * KW * L;
       }
-      const T* next = has_next ? sbase + offs[nrows - 1] + j.s[1] * src.stride[3] : nullptr;
       T* out = dbase + oz * dst.stride[2] + oy * dst.stride[3];
-      auto row = [&](auto streamed) {
-        fwd_row_direct<T, decltype(streamed)::value>(rows.data(), wrows.data(), nrows, j.src[2], j.off[2], KW,
-                                                     j.out[2], src.stride[4], item.grp.G,
-                                                     item.grp.lanes(item.grp.G - 1, L), KV * L,
-                                                     bias_v.data(), out, dst.stride[4], next);
-      };
-      stream ? row(std::true_type{}) : row(std::false_type{});
+      const DirectRow<T> r{rows.data(), wrows.data(), nrows, KR, j.src[2], j.off[2], KW, j.out[2], src.stride[4],
+                           static_cast<int>(item.grp.G), item.grp.lanes(item.grp.G - 1, L), KV * L,
+                           bias_v.data(), out, dst.stride[4]};
+      stream ? fwd_row_direct<T, true>(r) : fwd_row_direct<T, false>(r);
     });
   }
   if (stream) simd::stream_fence();

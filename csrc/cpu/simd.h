@@ -106,6 +106,17 @@ inline void store_partial(T* p, vec_t<T> v, int n) {
   for (int i = 0; i < n; ++i) p[i] = tmp[i];
 }
 
+// v, kept in a register: without this the compiler folds a load that feeds
+// several FMAs into each of them (one load per FMA instead of one per vector;
+// the direct depthwise path ran 1.1-1.3x faster with it).
+template <typename V>
+[[gnu::always_inline]] inline V in_register(V v) {
+#if defined(__x86_64__) || defined(__i386__)
+  __asm__("" : "+v"(v));
+#endif
+  return v;
+}
+
 template <typename T>
 inline vec_t<T> splat(T s) {
   return vec_t<T>{} + s;
