@@ -431,6 +431,31 @@ template <typename T, bool STREAM, typename Shape>
       }
     });
   };
+  // The outputs near the ends test each tap; kernel rows (and, with KW known
+  // at compile time, taps) add into four accumulators in turn, independent
+  // chains of FMAs summed at the end (one chain per row cost 10-27 % of the
+  // forward at 3x3-7x7).
+  auto edge = [&](int64_t x) {
+    const int64_t off = r.off, KW = r.KW;
+    const int64_t k0 = std::max<int64_t>(0, off - x), k1 = std::min<int64_t>(KW, r.W + off - x);
+    r.each_block([&](int g, const auto& lanes) LC_INLINE {
+      vec_t<T> acc[4] = {r.bias[g], vec_t<T>{}, vec_t<T>{}, vec_t<T>{}};
+      for (int64_t t = 0; t < r.nrows; ++t) {
+        const T* in = r.rows[t] + (x - off) * r.ps + g * L;
+        const T* w = r.wrows[t] + g * r.wg;
+        if constexpr (KWC > 0) {
+          static_for<KWC>([&](auto kx) LC_INLINE {
+            if (kx >= k0 && kx < k1) acc[kx & 3] += lanes.load(in + kx * r.ps) * loadu(w + kx * L);
+          });
+        } else {
+          for (int64_t kx = k0; kx < k1; ++kx) acc[t & 3] += lanes.load(in + kx * r.ps) * loadu(w + kx * L);
+        }
+      }
+      lanes.store(r.out + x * r.out_ps + g * L, (acc[0] + acc[1]) + (acc[2] + acc[3]));
+    });
+  };
+  for (int64_t x = 0; x < x0; ++x) edge(x);
+  for (int64_t x = x1; x < r.OW; ++x) edge(x);
   int64_t x = x0;
   for (; x + P <= x1; x += P) block(std::integral_constant<int, P>{}, x);
   static_for<5>([&](auto i) LC_INLINE {
@@ -463,20 +488,6 @@ void fwd_row_direct(const DirectRow<T>& r) {
   else if (KW == 5) fwd_direct_slide<T, STREAM, FixedShape<-1, 5>>(r, xa, xb);
   else if (KW == 7) fwd_direct_slide<T, STREAM, FixedShape<-1, 7>>(r, xa, xb);
   else fwd_direct_slide<T, STREAM, FixedShape<-1, -1>>(r, xa, xb);
-  // The outputs near the ends test each tap; their kernel rows add into four
-  // accumulators in turn (independent chains of FMAs), summed at the end.
-  auto edge = [&](int64_t x) {
-    const int64_t k0 = std::max<int64_t>(0, off - x), k1 = std::min<int64_t>(KW, r.W + off - x);
-    r.each_block([&](int g, const auto& lanes) LC_INLINE {
-      vec_t<T> acc[4] = {r.bias[g], vec_t<T>{}, vec_t<T>{}, vec_t<T>{}};
-      for (int64_t t = 0; t < r.nrows; ++t)
-        for (int64_t kx = k0; kx < k1; ++kx)
-          acc[t & 3] += lanes.load(r.rows[t] + (x + kx - off) * r.ps + g * L) * loadu(r.wrows[t] + g * r.wg + kx * L);
-      lanes.store(r.out + x * r.out_ps + g * L, (acc[0] + acc[1]) + (acc[2] + acc[3]));
-    });
-  };
-  for (int64_t x = 0; x < xa; ++x) edge(x);
-  for (int64_t x = xb; x < r.OW; ++x) edge(x);
 }
 
 // ---------------------------------------------------------------- grad_weight micro-kernels
