@@ -88,6 +88,17 @@ GRID_2D = [
     ((1, 32, 12, 52), (9, 9), 1, 4, 1),
     ((2, 40, 9, 56), (7, 7), 1, 3, 1),
     ((1, 20, 11, 13), (3, 3), 1, 1, 1),
+    # 3x3, 5x5 and 7x7 on NCHW inputs run plane by plane, vectors along W, four
+    # output rows at a time (then one): masked vectors at the row ends (17 wide:
+    # only those), whole vectors (64), blocks of four inside (112), asymmetric
+    # and large padding, no padding, dilation along W only
+    ((2, 5, 23, 17), (3, 3), 1, 1, 1),
+    ((1, 3, 10, 64), (5, 5), 1, 2, 1),
+    ((1, 3, 9, 112), (7, 7), 1, 3, 1),
+    ((2, 4, 14, 40), (7, 7), 1, (3, 1, 6, 0), 1),
+    ((1, 3, 8, 30), (3, 3), 1, 2, 1),
+    ((1, 4, 9, 37), (3, 3), 1, 0, 1),
+    ((2, 4, 12, 50), (5, 5), 1, (2, 4), (1, 2)),
 ]
 
 GRID_3D = [
@@ -118,7 +129,8 @@ def test_grid_float32(device, layout, case):
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize(
     "case",
-    [GRID_2D[0], GRID_2D[7], GRID_2D[9], GRID_2D[13], GRID_2D[14], GRID_3D[5], GRID_3D[6]],
+    [GRID_2D[0], GRID_2D[7], GRID_2D[9], GRID_2D[13], GRID_2D[14], GRID_2D[-7], GRID_2D[-1], GRID_3D[5],
+     GRID_3D[6]],
     ids=lambda c: "x".join(map(str, c[1])),
 )
 def test_float64_all_layouts(device, layout, case):

@@ -88,6 +88,49 @@ inline vec_t<T> load_partial(const T* p, int n) {
   return v;
 }
 
+// Loads of lanes lo <= i < hi from p + i (0 <= lo <= hi <= lanes), zeros in
+// the others; nothing outside [p + lo, p + hi) is read, so p itself may point
+// before the data.  The mask is built once, for many loads (masked loads
+// where the instruction set has them).
+template <typename T>
+struct LaneRange {
+#if defined(__AVX512F__)
+  unsigned m;
+  LaneRange(int lo, int hi) : m(((1u << hi) - 1) & ~((1u << lo) - 1)) {}
+  vec_t<T> load(const T* p) const {
+    if constexpr (std::is_same_v<T, float>) return (vec_t<T>)_mm512_maskz_loadu_ps((__mmask16)m, p);
+    else return (vec_t<T>)_mm512_maskz_loadu_pd((__mmask8)m, p);
+  }
+#elif defined(__AVX2__)
+  __m256i m;
+  LaneRange(int lo, int hi) {
+    if constexpr (std::is_same_v<T, float>) {
+      const __m256i i = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+      m = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(lo), i),
+                              _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), i));
+    } else {
+      const __m256i i = _mm256_setr_epi64x(0, 1, 2, 3);
+      m = _mm256_andnot_si256(_mm256_cmpgt_epi64(_mm256_set1_epi64x(lo), i),
+                              _mm256_cmpgt_epi64(_mm256_set1_epi64x(hi), i));
+    }
+  }
+  vec_t<T> load(const T* p) const {
+    if constexpr (std::is_same_v<T, float>) return (vec_t<T>)_mm256_maskload_ps(p, m);
+    else return (vec_t<T>)_mm256_maskload_pd(p, m);
+  }
+#else
+  int lo, hi;
+  LaneRange(int l, int h) : lo(l), hi(h) {}
+  vec_t<T> load(const T* p) const {
+    T tmp[Vec<T>::lanes] = {};
+    for (int i = lo; i < hi; ++i) tmp[i] = p[i];
+    vec_t<T> v;
+    std::memcpy(&v, tmp, sizeof(v));
+    return v;
+  }
+#endif
+};
+
 // Stores the first n lanes of v (nothing past p + n is written).
 template <typename T>
 inline void store_partial(T* p, vec_t<T> v, int n) {
