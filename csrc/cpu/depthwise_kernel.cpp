@@ -239,6 +239,20 @@ template <typename T, int P, int REM, typename Lanes = AllLanes<T>>
   if constexpr (REM > 0) fwd_slide<T, P, REM>(in + full * step, step, w + full * L, acc, lanes);
 }
 
+// Output j of a block (acc[j]) to out + j*out_step: non-temporal stores
+// (STREAM) or through `lanes`.
+template <typename T, int P, bool STREAM, typename Lanes>
+[[gnu::always_inline]] inline void store_block(T* out, int64_t out_step, const vec_t<T> (&acc)[P],
+                                               const Lanes& lanes) {
+  static_for<P>([&](auto jj) LC_INLINE {
+    if constexpr (STREAM) {
+      store_stream(out + jj * out_step, acc[jj]);
+    } else {
+      lanes.store(out + jj * out_step, acc[jj]);
+    }
+  });
+}
+
 // One block of P outputs of one output row, stride 1 along W.  rows[t] (+
 // in_off) is where kernel row t's first tap of the block's first output
 // reads, wrows[t] (+ w_off) that row's KW weight vectors; consecutive taps and
@@ -270,13 +284,7 @@ template <typename T, int P, int REM, bool STREAM = false, typename Lanes = AllL
       });
     }
   }
-  static_for<P>([&](auto jj) LC_INLINE {
-    if constexpr (STREAM) {
-      store_stream(out + jj * out_step, acc[jj]);
-    } else {
-      lanes.store(out + jj * out_step, acc[jj]);
-    }
-  });
+  store_block<T, P, STREAM>(out, out_step, acc, lanes);
 }
 
 // The block of fwd_block_slide for a kernel of NR rows of KW taps known at
@@ -302,13 +310,7 @@ template <typename T, int P, int NR, int KW, bool STREAM, typename Lanes>
       fwd_slide<T, P, KW>(rows[r] + in_off, step, w + r * KW * L, acc, lanes);
     }
   });
-  static_for<P>([&](auto jj) LC_INLINE {
-    if constexpr (STREAM) {
-      store_stream(out + jj * out_step, acc[jj]);
-    } else {
-      lanes.store(out + jj * out_step, acc[jj]);
-    }
-  });
+  store_block<T, P, STREAM>(out, out_step, acc, lanes);
 }
 
 // Any stride: P outputs `ostep` input elements apart, taps `kstep` apart, one
