@@ -51,7 +51,12 @@ CLOSE = 1.05  # also the margin by which leanconv's path must beat PyTorch's to 
 DECISIVE = 3.0  # after the first round, a candidate this many times slower is out
 TIMING_S = 1e-3  # a timing repeats a fast call until it lasts about this long (at most MAX_CALLS calls)
 MAX_CALLS = 20
-SLOW_CALL_S = 0.05
+# Only a first call this long judges a candidate at once (9x slower than the other): a
+# process's first call of an implementation can take a few hundred ms for initialisation
+# alone (leanconv's first fwd+bwd of a process: 0.27 s, against 13 ms for PyTorch's
+# convolution, whose own first call came before), while some PyTorch CPU kernels take
+# seconds per call (bfloat16 31x31 fwd+bwd) and are not worth three more runs.
+SLOW_CALL_S = 1.0
 # A choice made by less than this factor is measured once more after RECHECK_AFTER calls of
 # its signature: a process's first calls can run at other speeds than later ones (glibc's
 # allocator adapts its thresholds to the blocks freed, oneDNN and the caches warm up)
