@@ -12,7 +12,9 @@
 // outputs (or of weight gradients) and a block of kernel taps in vector
 // registers and slide along W, so each loaded input vector feeds several FMAs.
 // Small kernels on channels_last tensors run straight from the input
-// (run_direct_job): there the traffic to memory, not the arithmetic, decides.
+// (run_direct_job): there the traffic to memory, not the arithmetic, decides;
+// so do 3x3, 5x5 and 7x7 on NCHW tensors, plane by plane with vectors along W
+// (run_planar_job, depthwise_planar.h), where the tiles would transpose.
 // grad_input with stride > 1 also multiplies the zeros between the strided
 // rows (the product of the strides times the arithmetic): simple, vectorized.
 //

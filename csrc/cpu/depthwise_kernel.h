@@ -5,7 +5,8 @@
 // vector) of one image is copied into a zero-padded tile laid out (D, H, W,
 // lanes), so every tap of every output is one vector FMA and the inner loops
 // have no boundary tests.  (Small kernels on channels_last float tensors skip
-// the tile and read the input in place.)  Tensors are read and written
+// the tile and read the input in place; so do 3x3, 5x5 and 7x7 on NCHW float
+// tensors, one channel plane at a time with vectors along W.)  Tensors are read and written
 // through their strides (NCHW, channels_last or any other), in their own
 // dtype (float, double, or bfloat16 computed in float); nothing is copied up
 // front.
