@@ -99,6 +99,10 @@ GRID_2D = [
     ((1, 3, 8, 30), (3, 3), 1, 2, 1),
     ((1, 4, 9, 37), (3, 3), 1, 0, 1),
     ((2, 4, 12, 50), (5, 5), 1, (2, 4), (1, 2)),
+    # 3x3 grad_weight on channels_last reads x and grad_output in place: strides,
+    # asymmetric padding with dilation, a masked last channel block (C = 20)
+    ((2, 20, 17, 30), (3, 3), 2, 1, 1),
+    ((2, 20, 12, 19), (3, 3), (1, 2), (0, 2, 3, 1), (1, 2)),
 ]
 
 GRID_3D = [
@@ -129,7 +133,7 @@ def test_grid_float32(device, layout, case):
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize(
     "case",
-    [GRID_2D[0], GRID_2D[7], GRID_2D[9], GRID_2D[13], GRID_2D[14], GRID_2D[-7], GRID_2D[-1], GRID_3D[5],
+    [GRID_2D[0], GRID_2D[7], GRID_2D[9], GRID_2D[13], GRID_2D[14], GRID_2D[-9], GRID_2D[-3], GRID_2D[-1], GRID_3D[5],
      GRID_3D[6]],
     ids=lambda c: "x".join(map(str, c[1])),
 )
