@@ -41,6 +41,7 @@ namespace leanconv::cpu::LEANCONV_ISA {
 namespace {
 
 using simd::loadu;
+using simd::static_for;
 using simd::storeu;
 using simd::store_stream;
 using simd::vec_t;
@@ -48,14 +49,6 @@ using simd::vec_t;
 // Lambdas of the unrolled loops must be inlined, or the accumulator arrays
 // they touch live in memory instead of registers.
 #define LC_INLINE __attribute__((always_inline))
-
-// f(integral_constant<int, 0>) ... f(integral_constant<int, N-1>), unrolled.
-template <int N, typename F>
-[[gnu::always_inline]] inline void static_for(F&& f) {
-  [&]<int... I>(std::integer_sequence<int, I...>) LC_INLINE {
-    (f(std::integral_constant<int, I>{}), ...);
-  }(std::make_integer_sequence<int, N>{});
-}
 
 // Register blocking.  Forward: P outputs x KB taps (P + KB + 1 vector
 // registers); grad_weight: GP outputs x GKB taps.  P and GKB chains of
@@ -831,6 +824,15 @@ void run_job(const ConvGeometry& p, const DwPlan& plan, const Job& j, const DwVi
   run_forward_job<S>(p, plan, j, src, w, bias, dst, begin, end);
 }
 
+// One channel block's weight gradient, accumulated tap-major (src[t*L + l] for
+// tap t, lane l), added into the (C, KV) gradient at the block's first channel.
+template <typename T>
+void add_block_gradient(const T* src, int64_t KV, int lanes, T* gw) {
+  constexpr int L = kLanes<T>;
+  for (int l = 0; l < lanes; ++l)
+    for (int64_t t = 0; t < KV; ++t) gw[l * KV + t] += src[t * L + l];
+}
+
 // grad_weight of 3x3 kernels on channels-innermost (channels_last) tensors,
 // read in place: for each channel block, nine accumulators (one per tap) over
 // every output pixel, gy[pixel] times the input pixel each tap reads.  The
@@ -902,26 +904,19 @@ void run_direct_backward_weight(const ConvGeometry& p, const DwPlan& plan, const
         }
         const T* gr = gb + oy * gy.stride[3];
         auto row = [&](const auto& ln) {
-          switch (rows) {
-            case 7: return gw_direct_row<T, 7>(xr, gr, j.out[2], j.src[2], j.s[2], j.d[2], j.off[2], x.stride[4], gy.stride[4], acc, ln);
-            case 6: return gw_direct_row<T, 6>(xr, gr, j.out[2], j.src[2], j.s[2], j.d[2], j.off[2], x.stride[4], gy.stride[4], acc, ln);
-            case 3: return gw_direct_row<T, 3>(xr, gr, j.out[2], j.src[2], j.s[2], j.d[2], j.off[2], x.stride[4], gy.stride[4], acc, ln);
-            default:
-              static_for<8>([&](auto m) LC_INLINE {
-                constexpr int M = decltype(m)::value;
-                if constexpr (M != 7 && M != 6 && M != 3 && M != 0)
-                  if (rows == M)
-                    gw_direct_row<T, M>(xr, gr, j.out[2], j.src[2], j.s[2], j.d[2], j.off[2], x.stride[4], gy.stride[4], acc, ln);
-              });
-          }
+          static_for<8>([&](auto m) LC_INLINE {  // the mask of rows as a template argument
+            constexpr int M = decltype(m)::value;
+            if constexpr (M != 0)
+              if (rows == M)
+                gw_direct_row<T, M>(xr, gr, j.out[2], j.src[2], j.s[2], j.d[2], j.off[2], x.stride[4],
+                                    gy.stride[4], acc, ln);
+          });
         };
         lanes == L ? row(AllLanes<T>{}) : row(FirstLanes<T>{lanes});
       }
-      for (int t = 0; t < 9; ++t) {
-        T v[L];
-        std::memcpy(v, &acc[t], sizeof(v));
-        for (int l = 0; l < lanes; ++l) gw[(c + l) * 9 + t] += v[l];
-      }
+      T sums[9 * L];
+      std::memcpy(sums, acc, sizeof(sums));
+      add_block_gradient<T>(sums, 9, lanes, gw + c * 9);
     }
   }
 }
@@ -954,11 +949,7 @@ void run_backward_weight(const ConvGeometry& p, const DwPlan& plan, const DwView
                     gwt.data() + (g * KV + t * KW) * L);
     });
     for (int g = 0; g < item.grp.G; ++g)
-      for (int l = 0; l < item.grp.lanes(g, L); ++l) {
-        T* dst = gw + (item.c0 + g * L + l) * KV;
-        const T* src = gwt.data() + g * KV * L + l;
-        for (int64_t t = 0; t < KV; ++t) dst[t] += src[t * L];
-      }
+      add_block_gradient<T>(gwt.data() + g * KV * L, KV, item.grp.lanes(g, L), gw + (item.c0 + g * L) * KV);
   });
 }
 

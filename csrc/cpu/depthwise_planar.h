@@ -61,14 +61,6 @@ inline constexpr int kPlanarRows = simd::kVecRegs >= 32 ? (NR == 3 ? 8 : 4) : 2;
 template <int NR>
 inline constexpr int kPlanarVectors = simd::kVecRegs >= 32 && NR == 3 ? 2 : 4;
 
-// f(integral_constant<int, 0>) ... f(integral_constant<int, N-1>), unrolled.
-template <int N, typename F>
-[[gnu::always_inline]] inline void planar_for(F&& f) {
-  [&]<int... I>(std::integer_sequence<int, I...>) __attribute__((always_inline)) {
-    (f(std::integral_constant<int, I>{}), ...);
-  }(std::make_integer_sequence<int, N>{});
-}
-
 // What every block of a row shares.
 template <typename T>
 struct PlanarRowArgs {
@@ -92,8 +84,8 @@ template <typename T, int R, int PB, int NR, int KW, bool HOIST, bool MASKED>
   constexpr int L = kLanes<T>;
   const int64_t dx = a.dx, offx = a.offx, W = a.W;
   simd::vec_t<T> acc[R][PB];
-  planar_for<R>([&](auto j) __attribute__((always_inline)) {
-    planar_for<PB>([&](auto v) __attribute__((always_inline)) { acc[j][v] = a.bias; });
+  simd::static_for<R>([&](auto j) __attribute__((always_inline)) {
+    simd::static_for<PB>([&](auto v) __attribute__((always_inline)) { acc[j][v] = a.bias; });
   });
   // Masked: each (tap, vector) lane range built once for the whole block.
   using Range = simd::LaneRange<T>;
@@ -116,20 +108,20 @@ template <typename T, int R, int PB, int NR, int KW, bool HOIST, bool MASKED>
     if constexpr (HOIST) return a.wv[i];
     else return simd::splat(a.w[i]);
   };
-  planar_for<R + NR - 1>([&](auto i) __attribute__((always_inline)) {
-    planar_for<KW>([&](auto k) __attribute__((always_inline)) {
-      planar_for<PB>([&](auto v) __attribute__((always_inline)) {
+  simd::static_for<R + NR - 1>([&](auto i) __attribute__((always_inline)) {
+    simd::static_for<KW>([&](auto k) __attribute__((always_inline)) {
+      simd::static_for<PB>([&](auto v) __attribute__((always_inline)) {
         const simd::vec_t<T> x = simd::in_register(load(in[i], k, v));
-        planar_for<R>([&](auto j) __attribute__((always_inline)) {
+        simd::static_for<R>([&](auto j) __attribute__((always_inline)) {
           constexpr int ky = decltype(i)::value - decltype(j)::value;
           if constexpr (ky >= 0 && ky < NR) acc[j][v] += x * weight(ky * KW + k);
         });
       });
     });
   });
-  planar_for<R>([&](auto j) __attribute__((always_inline)) {
+  simd::static_for<R>([&](auto j) __attribute__((always_inline)) {
     T* out = a.out + j * a.out_sy;
-    planar_for<PB - 1>([&](auto v) __attribute__((always_inline)) { simd::storeu(out + xs[v], acc[j][v]); });
+    simd::static_for<PB - 1>([&](auto v) __attribute__((always_inline)) { simd::storeu(out + xs[v], acc[j][v]); });
     if (last == L) {
       simd::storeu(out + xs[PB - 1], acc[j][PB - 1]);
     } else {

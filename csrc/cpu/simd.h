@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -24,6 +25,16 @@ inline constexpr int kVecRegs = 16;
 inline constexpr int kVecBytes = 16;
 inline constexpr int kVecRegs = 16;
 #endif
+
+// f(integral_constant<int, 0>) ... f(integral_constant<int, N-1>), unrolled
+// (the lambdas the kernels pass must be inlined too, or the accumulator arrays
+// they touch live in memory instead of registers).
+template <int N, typename F>
+[[gnu::always_inline]] inline void static_for(F&& f) {
+  [&]<int... I>(std::integer_sequence<int, I...>) __attribute__((always_inline)) {
+    (f(std::integral_constant<int, I>{}), ...);
+  }(std::make_integer_sequence<int, N>{});
+}
 
 template <typename T>
 struct Vec {
