@@ -2,7 +2,7 @@
 
 Times leanconv's depthwise forward (float32, N=8, C=64, 56x56 or --width,
 padding K//2) and PyTorch's on the same input, in interleaved rounds, for
-K = 3x3, 5x5, 7x7 and 51x5: channels_last (the direct kernels) or, with
+K = 3x3, 5x5, 7x7 and 51x5 (9x9 to 31x31 with --cases): channels_last (the direct kernels) or, with
 --layout nchw, NCHW (the planar kernels; PyTorch is then timed on the NCHW
 input and on a channels_last copy, its faster layout being the target).  Two builds of leanconv cannot share one process,
 so run it under each build in turn, alternating, and compare the best times
@@ -24,7 +24,8 @@ import torch.nn.functional as F
 
 from leanconv.ops.depthwise import depthwise_conv
 
-CASES = {"3x3": (3, 3), "5x5": (5, 5), "7x7": (7, 7), "51x5": (51, 5)}
+CASES = {"3x3": (3, 3), "5x5": (5, 5), "7x7": (7, 7), "51x5": (51, 5), "9x9": (9, 9), "13x13": (13, 13),
+         "17x17": (17, 17), "31x31": (31, 31)}
 
 
 def best_ms(fn, repeats: int = 7, calls: int = 10) -> float:
@@ -43,7 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {list(CASES)}")
+    parser.add_argument("--cases", default="3x3,5x5,7x7,51x5", help=f"comma-separated subset of {list(CASES)}")
     parser.add_argument("--layout", choices=["channels_last", "nchw"], default="channels_last")
     parser.add_argument("--width", type=int, default=56, help="input height and width")
     args = parser.parse_args()

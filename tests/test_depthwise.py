@@ -103,6 +103,11 @@ GRID_2D = [
     # asymmetric padding with dilation, a masked last channel block (C = 20)
     ((2, 20, 17, 30), (3, 3), 2, 1, 1),
     ((2, 20, 12, 19), (3, 3), (1, 2), (0, 2, 3, 1), (1, 2)),
+    # larger kernels on channels_last write whole channel blocks in place, the
+    # masked rest (C = 20, 33) through the row buffer; rows of 45 and 20 outputs
+    # end in partial blocks; dilation along W; grad_input of stride 2 too
+    ((2, 20, 14, 45), (9, 9), 1, (4, 8), (1, 2)),
+    ((1, 33, 20, 37), (13, 13), 2, 6, 1),
 ]
 
 GRID_3D = [
