@@ -131,10 +131,11 @@ inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a +
 
 // Packs the source rows of (image n, channel group at c0) into the G tiles
 // (tile g at tiles + g*ts.size()*L) whose first position along the D and H
-// axes is q0[0], q0[1].
+// axes is q0[0], q0[1].  The rows with no source row (padding, or between the
+// strided rows of grad_input) are zero-filled only if `zero_rows`.
 template <typename S, typename T>
 void pack_tiles(const Job& j, const DwView& v, int64_t n, int64_t c0, Group grp, const int64_t q0[2],
-                const TileShape& band, int64_t tile_elems, T* tiles) {
+                const TileShape& band, int64_t tile_elems, T* tiles, bool zero_rows) {
   constexpr int L = kLanes<T>;
   const S* base = static_cast<const S*>(v.data) + n * v.stride[0] + c0 * v.stride[1];
   const int64_t rowlen = band.n[2] * L;
@@ -150,7 +151,8 @@ void pack_tiles(const Job& j, const DwView& v, int64_t n, int64_t c0, Group grp,
       const int64_t ty = q0[1] + y - j.off[1];
       const int64_t iy = floor_div(ty, j.up[1]);
       if (!zok || ty != iy * j.up[1] || iy < 0 || iy >= j.src[1]) {
-        for (int g = 0; g < grp.G; ++g) std::fill(drow + g * tile_elems, drow + g * tile_elems + rowlen, T(0));
+        if (zero_rows)
+          for (int g = 0; g < grp.G; ++g) std::fill(drow + g * tile_elems, drow + g * tile_elems + rowlen, T(0));
         continue;
       }
       pack_row<S>(base + iz * v.stride[2] + iy * v.stride[3], v.stride[1], v.stride[4], grp,
@@ -610,7 +612,7 @@ struct Tiles {
 
 template <typename S, typename T, typename Fn>
 void for_each_band(const ConvGeometry& p, const DwPlan& plan, const Job& j, const DwView& src,
-                   int64_t begin, int64_t end, Tiles<T>& tiles, Fn&& fn) {
+                   int64_t begin, int64_t end, bool zero_rows, Tiles<T>& tiles, Fn&& fn) {
   const int ab = band_axis(p);
   tiles.full = tile_shape(j, ab, plan.band_len);
   tiles.elems = tiles.full.size() * kLanes<T>;
@@ -621,7 +623,7 @@ void for_each_band(const ConvGeometry& p, const DwPlan& plan, const Job& j, cons
     band.n[ab] = (item.o1 - item.o0 - 1) * j.s[ab] + (j.k[ab] - 1) * j.d[ab] + 1;
     int64_t q0[2] = {0, 0};
     q0[ab] = item.o0 * j.s[ab];
-    pack_tiles<S, T>(j, src, item.n, item.c0, item.grp, q0, band, tiles.elems, tiles.data.data());
+    pack_tiles<S, T>(j, src, item.n, item.c0, item.grp, q0, band, tiles.elems, tiles.data.data(), zero_rows);
     fn(item, band);
   }
 }
@@ -636,6 +638,24 @@ void row_offsets(const Job& j, int ab, const Item& item, const TileShape& band, 
   for (int64_t kd = 0; kd < j.k[0]; ++kd)
     for (int64_t ky = 0; ky < j.k[1]; ++ky)
       offs[kd * j.k[1] + ky] = ((tz + kd * j.d[0]) * band.n[1] + ty + ky * j.d[1]) * rowlen;
+}
+
+// The kernel rows (kd*kH + ky, in order) through which output row (oz, oy)
+// reads source rows, not the zero rows of the padding or (grad_input with
+// stride) between the strided rows: only those are computed.  Returns their
+// number.
+int64_t source_rows(const Job& j, int64_t oz, int64_t oy, int64_t* taps) {
+  auto real = [&](int a, int64_t o, int64_t k) {
+    const int64_t t = o * j.s[a] + k * j.d[a] - j.off[a];
+    return t >= 0 && t % j.up[a] == 0 && t / j.up[a] < j.src[a];
+  };
+  int64_t n = 0;
+  for (int64_t kd = 0; kd < j.k[0]; ++kd) {
+    if (!real(0, oz, kd)) continue;
+    for (int64_t ky = 0; ky < j.k[1]; ++ky)
+      if (real(1, oy, ky)) taps[n++] = kd * j.k[1] + ky;
+  }
+  return n;
 }
 
 // Output rows (oz, oy) of an item's band.
@@ -659,13 +679,14 @@ void run_forward_job(const ConvGeometry& p, const DwPlan& plan, const Job& j, co
   const int64_t G = plan.group, KR = j.k[0] * j.k[1], KV = KR * j.k[2];
   const int64_t outlen = (j.out[2] + kMaxP * j.d[2] + 1) * L;
   std::vector<T> wt(G * KV * L), out(G * outlen);
-  std::vector<int64_t> offs(KR);
+  std::vector<int64_t> offs(KR), taps(KR);
   std::vector<const T*> rows(KR), wrows(KR);
   std::vector<vec_t<T>> bias_v(G);
   Tiles<T> tiles;
   int64_t packed_c0 = -1;
   const bool in_place = std::is_same_v<S, T> && dst.stride[1] == 1 && j.s[2] == 1;
-  for_each_band<S, T>(p, plan, j, src, begin, end, tiles, [&](const Item& item, const TileShape& band) {
+  // (the rows of zeros are never read: source_rows leaves them out)
+  for_each_band<S, T>(p, plan, j, src, begin, end, false, tiles, [&](const Item& item, const TileShape& band) {
     if (item.c0 != packed_c0) {
       for (int g = 0; g < item.grp.G; ++g) {
         const int64_t c = item.c0 + g * L;
@@ -683,18 +704,19 @@ void run_forward_job(const ConvGeometry& p, const DwPlan& plan, const Job& j, co
     const Group rest{item.grp.G - inplace, item.grp.nch - inplace * L};
     for_each_row(j, ab, item, [&](int64_t oz, int64_t oy) {
       row_offsets(j, ab, item, band, oz, oy, L, offs.data());
+      const int64_t nrows = source_rows(j, oz, oy, taps.data());
       S* drow = dbase + oz * dst.stride[2] + oy * dst.stride[3];
       for (int g = 0; g < item.grp.G; ++g) {
         const T* base = tiles.tile(g);
-        for (int64_t t = 0; t < KR; ++t) {
-          rows[t] = base + offs[t];
-          wrows[t] = wt.data() + (g * KV + t * j.k[2]) * L;
+        for (int64_t t = 0; t < nrows; ++t) {
+          rows[t] = base + offs[taps[t]];
+          wrows[t] = wt.data() + (g * KV + taps[t] * j.k[2]) * L;
         }
         if (g < inplace) {
           if constexpr (std::is_same_v<S, T>)
-            fwd_row<T>(j, rows.data(), wrows.data(), KR, bias_v[g], drow + g * L, dst.stride[4], true);
+            fwd_row<T>(j, rows.data(), wrows.data(), nrows, bias_v[g], drow + g * L, dst.stride[4], true);
         } else {
-          fwd_row<T>(j, rows.data(), wrows.data(), KR, bias_v[g], out.data() + g * outlen);
+          fwd_row<T>(j, rows.data(), wrows.data(), nrows, bias_v[g], out.data() + g * outlen);
         }
       }
       if (rest.G > 0)
@@ -958,7 +980,7 @@ void run_backward_weight(const ConvGeometry& p, const DwPlan& plan, const DwView
   Tiles<T> tiles;
   T* gw = static_cast<T*>(partial);
   const S* gbase0 = static_cast<const S*>(gy.data);
-  for_each_band<S, T>(p, plan, j, x, begin, end, tiles, [&](const Item& item, const TileShape& band) {
+  for_each_band<S, T>(p, plan, j, x, begin, end, true, tiles, [&](const Item& item, const TileShape& band) {
     std::fill(gwt.begin(), gwt.end(), T(0));
     const S* gbase = gbase0 + item.n * gy.stride[0] + item.c0 * gy.stride[1];
     for_each_row(j, ab, item, [&](int64_t oz, int64_t oy) {
