@@ -126,6 +126,21 @@ def test_a_close_choice_is_measured_again_after_recheck_after_calls(timings):
     assert _select.backend_choices()[-1]["how"] == "re-measured" and len(_select.backend_choices()) == 1
 
 
+def test_a_re_measurement_under_load_does_not_turn_a_clear_best_time(timings):
+    """The re-measurement keeps each candidate's best time of both measurements: a burst of
+    load during it (leanconv's calls slower only then) leaves the first choice standing."""
+    timings.update(leanconv=1.0, torch=1.3)
+    m = DepthwiseConv2d(4, 4, 3, padding=1)
+    x = torch.randn(1, 4, 6, 6)
+    m(x)
+    timings.update(leanconv=1.6, torch=1.3)  # load while leanconv's path is timed again
+    for _ in range(_select.RECHECK_AFTER):
+        m(x)
+    choice = _select.backend_choices()[-1]
+    assert choice["how"] == "re-measured" and choice["backend"] == "leanconv"
+    assert choice["times_ms"]["leanconv"] == pytest.approx(1.0e3) and choice["times_ms"]["torch"] == pytest.approx(1.3e3)
+
+
 def test_a_clear_choice_is_not_measured_again(timings, tmp_path):
     timings.update(leanconv=1.0, torch=2.0)
     m = DepthwiseConv2d(4, 4, 3, padding=1)

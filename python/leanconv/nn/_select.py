@@ -186,8 +186,9 @@ def pick(module: str, setting: str | None, input: torch.Tensor, kernel: Sequence
         if countdown > 1:
             hit["recheck_in"] = countdown - 1
             return hit["backend"]
+    prior = None if hit is None else {k: v / 1e3 for k, v in hit.get("times_ms", {}).items()}
     return choose(key, timed_candidates(input, params, forwards, key[9], key[10]), input.device,
-                  again=hit is not None)
+                  again=hit is not None, prior=prior)
 
 
 def timed_candidates(input: torch.Tensor, params: Sequence[torch.Tensor | None],
@@ -211,12 +212,16 @@ def timed_candidates(input: torch.Tensor, params: Sequence[torch.Tensor | None],
     return {name: (lambda f=f: run(f)) for name, f in forwards.items()}
 
 
-def choose(key: tuple, candidates: dict[str, Callable[[], Any]], device: torch.device, again: bool = False) -> str:
+def choose(key: tuple, candidates: dict[str, Callable[[], Any]], device: torch.device, again: bool = False,
+           prior: dict[str, float] | None = None) -> str:
     """Time ``candidates`` (warm-up, then :data:`ROUNDS` interleaved rounds, up to
     :data:`MAX_ROUNDS` while their best times are within :data:`CLOSE`; a timing of a fast
     candidate repeats it for about :data:`TIMING_S`), keep the faster one for ``key`` and
     return its name.  ``again``: the re-measurement after :data:`RECHECK_AFTER` calls (a
-    first choice by less than :data:`RECHECK_WITHIN` asks for it), whose result is final."""
+    first choice by less than :data:`RECHECK_WITHIN` asks for it), whose result is final;
+    ``prior``: the first measurement's best seconds per call, which the re-measurement's
+    join (each candidate's best of both: load only adds time, so a burst of it during
+    either measurement does not turn the choice)."""
     names = list(candidates)
     # warm-up (allocator, lazy initialisation such as oneDNN's kernel generation, caches),
     # twice, timed too: a candidate that is even DECISIVE**2 times slower is out at once
@@ -241,6 +246,8 @@ def choose(key: tuple, candidates: dict[str, Callable[[], Any]], device: torch.d
         if r + 1 >= ROUNDS and max(best.values()) > CLOSE * min(best.values()):
             break
     best = {k: min(v) for k, v in times.items()}
+    if prior:
+        best = {k: min(v, prior.get(k, v)) for k, v in best.items()}
     winner = min(best, key=best.get)
     if "torch" in best and best["torch"] <= CLOSE * best[winner]:
         # within the margin, run what the user replaced: a near tie measured on the first call
