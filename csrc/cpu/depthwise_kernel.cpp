@@ -132,10 +132,11 @@ inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a +
 // Packs the source rows of (image n, channel group at c0) into the G tiles
 // (tile g at tiles + g*ts.size()*L) whose first position along the D and H
 // axes is q0[0], q0[1].  The rows with no source row (padding, or between the
-// strided rows of grad_input) are zero-filled only if `zero_rows`.
+// strided rows of grad_input) are left as they are: the kernels never read
+// them (source_rows).
 template <typename S, typename T>
 void pack_tiles(const Job& j, const DwView& v, int64_t n, int64_t c0, Group grp, const int64_t q0[2],
-                const TileShape& band, int64_t tile_elems, T* tiles, bool zero_rows) {
+                const TileShape& band, int64_t tile_elems, T* tiles) {
   constexpr int L = kLanes<T>;
   const S* base = static_cast<const S*>(v.data) + n * v.stride[0] + c0 * v.stride[1];
   const int64_t rowlen = band.n[2] * L;
@@ -150,11 +151,7 @@ void pack_tiles(const Job& j, const DwView& v, int64_t n, int64_t c0, Group grp,
       T* drow = tiles + (z * band.n[1] + y) * rowlen;
       const int64_t ty = q0[1] + y - j.off[1];
       const int64_t iy = floor_div(ty, j.up[1]);
-      if (!zok || ty != iy * j.up[1] || iy < 0 || iy >= j.src[1]) {
-        if (zero_rows)
-          for (int g = 0; g < grp.G; ++g) std::fill(drow + g * tile_elems, drow + g * tile_elems + rowlen, T(0));
-        continue;
-      }
+      if (!zok || ty != iy * j.up[1] || iy < 0 || iy >= j.src[1]) continue;
       pack_row<S>(base + iz * v.stride[2] + iy * v.stride[3], v.stride[1], v.stride[4], grp,
                   j.src[2], drow, tile_elems, ext, j.up[2], j.off[2]);
       for (int g = 0; g < grp.G; ++g) std::fill(drow + g * tile_elems + ext * L, drow + g * tile_elems + rowlen, T(0));
@@ -612,7 +609,7 @@ struct Tiles {
 
 template <typename S, typename T, typename Fn>
 void for_each_band(const ConvGeometry& p, const DwPlan& plan, const Job& j, const DwView& src,
-                   int64_t begin, int64_t end, bool zero_rows, Tiles<T>& tiles, Fn&& fn) {
+                   int64_t begin, int64_t end, Tiles<T>& tiles, Fn&& fn) {
   const int ab = band_axis(p);
   tiles.full = tile_shape(j, ab, plan.band_len);
   tiles.elems = tiles.full.size() * kLanes<T>;
@@ -623,7 +620,7 @@ void for_each_band(const ConvGeometry& p, const DwPlan& plan, const Job& j, cons
     band.n[ab] = (item.o1 - item.o0 - 1) * j.s[ab] + (j.k[ab] - 1) * j.d[ab] + 1;
     int64_t q0[2] = {0, 0};
     q0[ab] = item.o0 * j.s[ab];
-    pack_tiles<S, T>(j, src, item.n, item.c0, item.grp, q0, band, tiles.elems, tiles.data.data(), zero_rows);
+    pack_tiles<S, T>(j, src, item.n, item.c0, item.grp, q0, band, tiles.elems, tiles.data.data());
     fn(item, band);
   }
 }
@@ -685,8 +682,7 @@ void run_forward_job(const ConvGeometry& p, const DwPlan& plan, const Job& j, co
   Tiles<T> tiles;
   int64_t packed_c0 = -1;
   const bool in_place = std::is_same_v<S, T> && dst.stride[1] == 1 && j.s[2] == 1;
-  // (the rows of zeros are never read: source_rows leaves them out)
-  for_each_band<S, T>(p, plan, j, src, begin, end, false, tiles, [&](const Item& item, const TileShape& band) {
+  for_each_band<S, T>(p, plan, j, src, begin, end, tiles, [&](const Item& item, const TileShape& band) {
     if (item.c0 != packed_c0) {
       for (int g = 0; g < item.grp.G; ++g) {
         const int64_t c = item.c0 + g * L;
@@ -976,21 +972,22 @@ void run_backward_weight(const ConvGeometry& p, const DwPlan& plan, const DwView
   const int64_t OW = j.out[2];
   const int64_t gwidth = OW + kMaxP * j.d[2] + 1;  // zeros past the last output
   std::vector<T> gwt(G * KV * L), grow(G * gwidth * L);
-  std::vector<int64_t> offs(KR);
+  std::vector<int64_t> offs(KR), taps(KR);
   Tiles<T> tiles;
   T* gw = static_cast<T*>(partial);
   const S* gbase0 = static_cast<const S*>(gy.data);
-  for_each_band<S, T>(p, plan, j, x, begin, end, true, tiles, [&](const Item& item, const TileShape& band) {
+  for_each_band<S, T>(p, plan, j, x, begin, end, tiles, [&](const Item& item, const TileShape& band) {
     std::fill(gwt.begin(), gwt.end(), T(0));
     const S* gbase = gbase0 + item.n * gy.stride[0] + item.c0 * gy.stride[1];
     for_each_row(j, ab, item, [&](int64_t oz, int64_t oy) {
       pack_row<S>(gbase + oz * gy.stride[2] + oy * gy.stride[3], gy.stride[1], gy.stride[4], item.grp,
                   OW, grow.data(), gwidth * L, gwidth, 1, 0);
       row_offsets(j, ab, item, band, oz, oy, L, offs.data());
+      const int64_t nrows = source_rows(j, oz, oy, taps.data());
       for (int g = 0; g < item.grp.G; ++g)
-        for (int64_t t = 0; t < KR; ++t)
-          gw_row<T>(j, grow.data() + g * gwidth * L, tiles.tile(g) + offs[t],
-                    gwt.data() + (g * KV + t * KW) * L);
+        for (int64_t t = 0; t < nrows; ++t)
+          gw_row<T>(j, grow.data() + g * gwidth * L, tiles.tile(g) + offs[taps[t]],
+                    gwt.data() + (g * KV + taps[t] * KW) * L);
     });
     for (int g = 0; g < item.grp.G; ++g)
       add_block_gradient<T>(gwt.data() + g * KV * L, KV, item.grp.lanes(g, L), gw + (item.c0 + g * L) * KV);
