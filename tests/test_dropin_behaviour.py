@@ -109,21 +109,24 @@ def test_numpy_integers_and_bad_numbers():
         FactorizedConv2d(4, 4, 3, padding=1.5, rank=2)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("bad", [(float("nan"), float("inf")), (0.5, -float("inf"))])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-def test_nan_weight_spreads_no_wider_than_torch(layout):
-    m, ref = DepthwiseConv2d(3, 3, 3, padding=(1, 2), stride=(1, 2)), nn.Conv2d(3, 3, 3, padding=(1, 2), stride=(1, 2),
-                                                                                 groups=3)
+def test_nan_weight_spreads_no_wider_than_torch(layout, bad, dtype):
+    m = DepthwiseConv2d(3, 3, 3, padding=(1, 2), stride=(1, 2), dtype=dtype)
+    ref = nn.Conv2d(3, 3, 3, padding=(1, 2), stride=(1, 2), groups=3, dtype=dtype)
     with torch.no_grad():
-        m.weight[1, 0, 0, 0] = float("nan")
-        m.weight[2, 0, 2, 1] = float("inf")
+        m.weight[1, 0, 0, 0] = bad[0]
+        m.weight[2, 0, 2, 1] = bad[1]
     ref.load_state_dict(m.state_dict())
-    x = torch.randn(2, 3, 7, 8).contiguous(memory_format=layout).requires_grad_()
+    x = torch.randn(2, 3, 7, 8, dtype=dtype).contiguous(memory_format=layout).requires_grad_()
     g = torch.randn_like(ref(x))
     gx, = torch.autograd.grad(m(x), [x], g)
     gx_ref, = torch.autograd.grad(ref(x), [x], g)
-    assert torch.equal(gx.isnan(), gx_ref.isnan()) and 0 < int(gx.isnan().sum()) < gx.numel() // 3
+    assert torch.equal(gx.isnan(), gx_ref.isnan()) and torch.equal(gx.isinf(), gx_ref.isinf())
+    assert 0 < int((~gx.isfinite()).sum()) < gx.numel() // 3
     torch.testing.assert_close(gx.nan_to_num(), gx_ref.nan_to_num())
-    assert torch.equal(m(x).isnan(), ref(x).isnan())
+    assert torch.equal(m(x).isnan(), ref(x).isnan()) and torch.equal(m(x).isinf(), ref(x).isinf())
 
 
 def test_extra_repr_of_a_larger_than_dense_layer():

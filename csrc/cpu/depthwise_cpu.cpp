@@ -9,6 +9,8 @@
 #include <torch/library.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "cpu/depthwise_kernel.h"
 #include "ops/depthwise.h"
@@ -74,15 +76,29 @@ DwPlan plan_for(const ConvGeometry& p, DwOp op, const DwView& source) {
 // where PyTorch's convolution adds only the taps that meet an output: that rare case takes
 // PyTorch's path (the same values elsewhere, slower).  The gradient of the explicitly padded
 // input, cropped, is the gradient of the input for any (before, after) padding.
-// `w` is a contiguous float or double weight (a few hundred values): a plain loop is much
-// cheaper than isfinite().all().item() on every call.
+// `w` is a contiguous float or double weight (up to tens of thousands of values): a plain
+// loop is much cheaper than isfinite().all().item() on every call.  It tests the exponent
+// bits (all ones: inf or NaN) with integer operations, which the compiler vectorizes for
+// float (four lanes in the glue's baseline instruction set; a std::isfinite loop stays
+// scalar: 2-3 % of the profile of a 7x7 layer on 7x7 maps with C = 320, 15680 weights).
+template <typename F, typename U>
+bool all_finite_bits(const F* v, int64_t n) {
+  static_assert(sizeof(F) == sizeof(U));
+  constexpr U exponent = sizeof(F) == 4 ? U(0x7f800000u) : U(0x7ff0000000000000ull);
+  U bad = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    U bits;
+    std::memcpy(&bits, v + i, sizeof(F));
+    bad |= U((bits & exponent) == exponent);
+  }
+  return bad == 0;
+}
+
 bool all_finite(const at::Tensor& w) {
-  bool ok = true;
-  AT_DISPATCH_FLOATING_TYPES(w.scalar_type(), "all_finite", [&] {
-    const scalar_t* v = w.const_data_ptr<scalar_t>();
-    for (int64_t i = 0, n = w.numel(); i < n; ++i) ok &= std::isfinite(v[i]);
-  });
-  return ok;
+  const int64_t n = w.numel();
+  if (w.scalar_type() == at::kFloat) return all_finite_bits<float, uint32_t>(w.const_data_ptr<float>(), n);
+  if (w.scalar_type() == at::kDouble) return all_finite_bits<double, uint64_t>(w.const_data_ptr<double>(), n);
+  TORCH_CHECK(false, "all_finite: float or double weight expected, got ", w.scalar_type());
 }
 
 // Forward with a non-finite weight tap (see backward_input_by_aten): PyTorch's convolution
