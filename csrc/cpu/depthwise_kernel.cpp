@@ -127,13 +127,19 @@ TileShape tile_shape(const Job& j, int ab, int64_t rows) {
   return t;
 }
 
-inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+// The source index at tile position q along axis a (q = i*up + off), or -1
+// where the tile holds a zero: padding, or between the strided rows of
+// grad_input.  The one rule for which tile rows are real (pack_tiles,
+// source_rows).
+inline int64_t source_index(const Job& j, int a, int64_t q) {
+  const int64_t t = q - j.off[a];
+  return t >= 0 && t % j.up[a] == 0 && t / j.up[a] < j.src[a] ? t / j.up[a] : -1;
+}
 
 // Packs the source rows of (image n, channel group at c0) into the G tiles
 // (tile g at tiles + g*ts.size()*L) whose first position along the D and H
-// axes is q0[0], q0[1].  The rows with no source row (padding, or between the
-// strided rows of grad_input) are left as they are: the kernels never read
-// them (source_rows).
+// axes is q0[0], q0[1].  The rows with no source row are left as they are:
+// the kernels never read them (source_rows).
 template <typename S, typename T>
 void pack_tiles(const Job& j, const DwView& v, int64_t n, int64_t c0, Group grp, const int64_t q0[2],
                 const TileShape& band, int64_t tile_elems, T* tiles) {
@@ -144,14 +150,12 @@ void pack_tiles(const Job& j, const DwView& v, int64_t n, int64_t c0, Group grp,
   // data): the padded blocks of outputs read them, and 0 * inf would be NaN.
   const int64_t ext = (j.out[2] - 1) * j.s[2] + (j.k[2] - 1) * j.d[2] + 1;
   for (int64_t z = 0; z < band.n[0]; ++z) {
-    const int64_t tz = q0[0] + z - j.off[0];
-    const int64_t iz = floor_div(tz, j.up[0]);
-    const bool zok = tz == iz * j.up[0] && iz >= 0 && iz < j.src[0];
+    const int64_t iz = source_index(j, 0, q0[0] + z);
+    if (iz < 0) continue;
     for (int64_t y = 0; y < band.n[1]; ++y) {
       T* drow = tiles + (z * band.n[1] + y) * rowlen;
-      const int64_t ty = q0[1] + y - j.off[1];
-      const int64_t iy = floor_div(ty, j.up[1]);
-      if (!zok || ty != iy * j.up[1] || iy < 0 || iy >= j.src[1]) continue;
+      const int64_t iy = source_index(j, 1, q0[1] + y);
+      if (iy < 0) continue;
       pack_row<S>(base + iz * v.stride[2] + iy * v.stride[3], v.stride[1], v.stride[4], grp,
                   j.src[2], drow, tile_elems, ext, j.up[2], j.off[2]);
       for (int g = 0; g < grp.G; ++g) std::fill(drow + g * tile_elems + ext * L, drow + g * tile_elems + rowlen, T(0));
@@ -642,10 +646,7 @@ void row_offsets(const Job& j, int ab, const Item& item, const TileShape& band, 
 // stride) between the strided rows: only those are computed.  Returns their
 // number.
 int64_t source_rows(const Job& j, int64_t oz, int64_t oy, int64_t* taps) {
-  auto real = [&](int a, int64_t o, int64_t k) {
-    const int64_t t = o * j.s[a] + k * j.d[a] - j.off[a];
-    return t >= 0 && t % j.up[a] == 0 && t / j.up[a] < j.src[a];
-  };
+  auto real = [&](int a, int64_t o, int64_t k) { return source_index(j, a, o * j.s[a] + k * j.d[a]) >= 0; };
   int64_t n = 0;
   for (int64_t kd = 0; kd < j.k[0]; ++kd) {
     if (!real(0, oz, kd)) continue;
