@@ -88,10 +88,12 @@ def main() -> None:
             x = x_cl
         w, b = torch.randn(args.channels, 1, *k), torch.randn(args.channels)
         ours, theirs = passes(x, w, b, args.stride, pad)[args.which]
-        theirs_cl = passes(x_cl, w, b, args.stride, pad)[args.which][1]
-        torch.testing.assert_close(ours(), theirs(), atol=1e-2, rtol=1e-3)
-        t_ours, t_theirs, t_cl = float("inf"), float("inf"), float("inf")
         both = args.layout == "nchw" and args.which == "forward"
+        theirs_cl = passes(x_cl, w, b, args.stride, pad)[args.which][1] if both else None
+        # grad_weight sums N*H*W products per tap: float32 rounding grows with them
+        tol = 1e-2 if args.which == "grad_weight" else 1e-4
+        torch.testing.assert_close(ours(), theirs(), atol=tol, rtol=1e-3 if args.which == "grad_weight" else 1e-4)
+        t_ours, t_theirs, t_cl = float("inf"), float("inf"), float("inf")
         for _ in range(args.rounds):
             t_theirs = min(t_theirs, best_ms(theirs))
             if both:

@@ -1,6 +1,8 @@
 """The drop-in modules accept what the torch modules they replace accept, with the same results:
 unbatched input, numpy integers, autocast, empty batches, torch.fx tracing, torch.func transforms,
 and NaN propagation no wider than F.conv2d's."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -125,6 +127,7 @@ def test_nan_weight_spreads_no_wider_than_torch(layout, bad, dtype):
     gx_ref, = torch.autograd.grad(ref(x), [x], g)
     assert torch.equal(gx.isnan(), gx_ref.isnan()) and torch.equal(gx.isinf(), gx_ref.isinf())
     assert 0 < int((~gx.isfinite()).sum()) < gx.numel() // 3
+    assert (int(gx.isnan().sum()) > 0) == any(math.isnan(v) for v in bad)  # a NaN tap spreads NaNs
     torch.testing.assert_close(gx.nan_to_num(), gx_ref.nan_to_num())
     assert torch.equal(m(x).isnan(), ref(x).isnan()) and torch.equal(m(x).isinf(), ref(x).isinf())
 
