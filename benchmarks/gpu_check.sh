@@ -5,7 +5,8 @@
 #   bash benchmarks/gpu_check.sh            # build + tests + benchmark (about 8 min)
 #   bash benchmarks/gpu_check.sh build tests
 #   bash benchmarks/gpu_check.sh build bench
-#   bash benchmarks/gpu_check.sh build more   # the drop-in, wave and float16 benchmarks (issue 16's list)
+#   bash benchmarks/gpu_check.sh build dropin # the drop-in benchmark (module against torch module)
+#   bash benchmarks/gpu_check.sh build more   # the wave and float16 benchmarks
 #
 # Stages:
 #   build  pip install --no-build-isolation --no-deps for TORCH_CUDA_ARCH_LIST
@@ -17,11 +18,12 @@
 #          GPU_TEST_K adds a pytest -k expression), junit XML kept;
 #   bench  python -m leanconv bench depthwise --device cuda --dtype D for
 #          D in float32 bfloat16 (extra arguments: BENCH_ARGS);
-#   more   (not in the default list) the drop-in benchmark on CUDA (module
+#   dropin (not in the default list) the drop-in benchmark on CUDA (module
 #          against the torch module, per-shape choice included) in float32 and
-#          bfloat16, the depthwise benchmark in float16, and the wave benchmark
-#          on CUDA (batch 64, 256^2: fused CUDA kernel against the torch ops;
-#          MORE_LIMIT 120 per step).
+#          bfloat16 (DROPIN_LIMIT 120 per dtype, extra arguments: DROPIN_ARGS);
+#   more   (not in the default list) the depthwise benchmark in float16, and
+#          the wave benchmark on CUDA (batch 64, 256^2: fused CUDA kernel
+#          against the torch ops; MORE_LIMIT 120 per step).
 # Everything lands in $OUT (the device tool's output folder
 # when OUT is unset: build/gpu-check-out): summary.txt, tests.log, bench.md (the benchmark's
 # markdown tables) and gpu_check.tar.gz with every log, the junit XML and the
@@ -80,6 +82,18 @@ trap pack EXIT
 
 has_stage() { local s; for s in "${STAGES[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 
+# collect NAME: the benchmark files written since the stamp of stage NAME into
+# results/ (the benchmarks write under benchmarks/results in a source checkout,
+# ./benchmark-results from an installed package) and their markdown into bench.md.
+collect() {
+  mkdir -p "$WORK/results"
+  find "$ROOT/benchmarks/results" "$ROOT/benchmark-results" -type f -newer "$WORK/.$1-start" \
+    -exec cp {} "$WORK/results/" \; 2>/dev/null
+  find "$ROOT/benchmarks/results" "$ROOT/benchmark-results" -name '*.md' -newer "$WORK/.$1-start" \
+    -exec cat {} + >>"$WORK/bench.md" 2>/dev/null
+  log "$1 benchmark files: $(ls -t "$WORK/results" 2>/dev/null | tr '\n' ' ')"
+}
+
 log "leanconv GPU check: stages ${STAGES[*]}, budget ${BUDGET}s, python $PY"
 {
   echo "## nvidia-smi"; nvidia-smi 2>&1 || true
@@ -120,35 +134,31 @@ if has_stage tests; then
 fi
 
 if has_stage bench; then
-  stamp="$WORK/.bench-start"
-  touch "$stamp"
+  touch "$WORK/.bench-start"
   "$PY" -m leanconv bench depthwise --help >"$WORK/bench-help.log" 2>&1 || true
   for dtype in float32 bfloat16; do
     # shellcheck disable=SC2086  # BENCH_ARGS is a list of words
     step "bench-$dtype" "${BENCH_LIMIT:-120}" "$PY" -m leanconv bench depthwise --device cuda --dtype "$dtype" ${BENCH_ARGS:-}
   done
-  # The benchmark writes JSON + markdown under benchmarks/results (source
-  # checkout) or ./benchmark-results (installed package): collect what is new.
-  mkdir -p "$WORK/results"
-  find "$ROOT/benchmarks/results" "$ROOT/benchmark-results" -type f -newer "$stamp" \
-    -exec cp {} "$WORK/results/" \; 2>/dev/null
-  cat "$WORK"/results/*.md >"$WORK/bench.md" 2>/dev/null || true
-  log "benchmark files: $(ls "$WORK/results" 2>/dev/null | tr '\n' ' ')"
+  collect bench
+fi
+
+if has_stage dropin; then
+  touch "$WORK/.dropin-start"
+  for dtype in float32 bfloat16; do
+    # shellcheck disable=SC2086  # DROPIN_ARGS is a list of words
+    step "dropin-$dtype" "${DROPIN_LIMIT:-120}" "$PY" -m leanconv bench dropin --device cuda --dtype "$dtype" \
+      ${DROPIN_ARGS:-}
+  done
+  collect dropin
 fi
 
 if has_stage more; then
-  stamp="$WORK/.more-start"
-  touch "$stamp"
-  for dtype in float32 bfloat16; do
-    step "dropin-$dtype" "${MORE_LIMIT:-120}" "$PY" -m leanconv bench dropin --device cuda --dtype "$dtype"
-  done
+  touch "$WORK/.more-start"
   step "depthwise-float16" "${MORE_LIMIT:-120}" "$PY" -m leanconv bench depthwise --device cuda --dtype float16 --quick
   step "wave-cuda" "${MORE_LIMIT:-120}" "$PY" -m leanconv bench wave --device cuda --grids 256 --batches 64 \
     --no-sparse --min-time 0.5
-  mkdir -p "$WORK/results"
-  find "$ROOT/benchmarks/results" "$ROOT/benchmark-results" -type f -newer "$stamp" \
-    -exec cp {} "$WORK/results/" \; 2>/dev/null
-  cat "$WORK"/results/*.md >>"$WORK/bench.md" 2>/dev/null || true
+  collect more
 fi
 
 log "done, status $STATUS"

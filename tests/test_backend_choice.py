@@ -7,6 +7,8 @@ import torch
 from leanconv.nn import DepthwiseConv2d, DepthwiseConv3d, FactorizedConv2d
 from leanconv.nn import _select
 
+from device_marks import requires_cuda
+
 
 @pytest.fixture
 def timings(monkeypatch):
@@ -256,3 +258,37 @@ def test_torch_compile_fullgraph_with_auto(timings):
     g, = torch.autograd.grad(y.sum(), [x])
     torch.testing.assert_close(g, torch.autograd.grad(ref.sum(), [x])[0], atol=1e-5, rtol=1e-4)
     assert timings["calls"] == 0  # nothing timed while tracing: the built-in table decided
+
+
+@requires_cuda
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_auto_on_cuda_times_with_events_and_matches_the_torch_module(layout, dtype):
+    """Real timings (CUDA events, no fake clock): whichever path is chosen, the module
+    gives what ``nn.Conv2d`` with the same weights gives, and the choice is kept for the
+    CUDA key with both measured times."""
+    torch.manual_seed(0)
+    _select.clear_backend_choices()
+    ref = torch.nn.Conv2d(16, 16, 7, padding=3, groups=16).cuda().to(dtype)
+    mine = DepthwiseConv2d(16, 16, 7, padding=3, backend="auto").cuda().to(dtype)
+    mine.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 16, 20, 20, device="cuda", dtype=dtype)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    xs = [x.detach().clone().requires_grad_() for _ in range(2)]
+    ys = [m(xi) for m, xi in zip((mine, ref), xs)]
+    tol = dict(rtol=2e-2, atol=2e-2) if dtype == torch.bfloat16 else dict(rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(ys[0].float(), ys[1].float(), **tol)
+    g = torch.randn_like(ys[1])
+    for y in ys:
+        y.backward(g)
+    torch.testing.assert_close(xs[0].grad.float(), xs[1].grad.float(), **tol)
+    torch.testing.assert_close(mine.weight.grad.float(), ref.weight.grad.float(), rtol=5e-2 if dtype ==
+                               torch.bfloat16 else 1e-4, atol=5e-1 if dtype == torch.bfloat16 else 1e-3)
+    choices = _select.backend_choices()
+    assert len(choices) == 1
+    (entry,) = choices
+    assert entry["backend"] in ("leanconv", "torch")
+    assert "cuda" in json.dumps(entry)
+    assert set(entry["times_ms"]) == {"leanconv", "torch"} and min(entry["times_ms"].values()) > 0
+    _select.clear_backend_choices()
