@@ -172,15 +172,15 @@ class _FactorizedConvNd(nn.Module):
         (C_out, C_in, (D,) H, W) - factorization='cp' only."""
         if self.factorization != "cp":
             raise ValueError(f"{type(self).__name__}.cp_tensor: only for factorization='cp', this layer is 'spatial'")
-        return self.cp_weights, [self.out_factor, self.in_factor, *self.spatial_factors]
+        return self.cp_weights, [self.out_factor, self.in_factor, *self._spatial()]
 
     @property
     def weight(self) -> torch.Tensor:
         """The dense kernel (C_out, C_in, k...) this layer computes with (read-only,
         reconstructed from the factors, differentiable)."""
         if self.factorization == "cp":
-            return self._cp_kernel(self.in_factor, self.out_factor, self.cp_weights, list(self.spatial_factors))
-        return self._spatial_kernel(list(self.spatial_factors))
+            return self._cp_kernel(self.in_factor, self.out_factor, self.cp_weights, self._spatial())
+        return self._spatial_kernel(self._spatial())
 
     def _cp_kernel(self, in_factor, out_factor, cp_weights, spatial) -> torch.Tensor:
         # (A * lam) @ khatri_rao(B, F...)^T: temporaries of C_in * prod(k) * R elements at most
@@ -213,11 +213,16 @@ class _FactorizedConvNd(nn.Module):
         return padding_pairs(list(self.padding), n)
 
     # ------------------------------------------------------------------ forward
+    def _spatial(self) -> list[nn.Parameter]:
+        """The spatial factors, read by index (Dynamo in torch 2.11 cannot unpack a
+        ParameterList: torch.compile(fullgraph=True) failed on ``*self.spatial_factors``)."""
+        return [self.spatial_factors[i] for i in range(len(self.spatial_factors))]
+
     def _params(self) -> tuple:
         """The parameters the forward reads, in the order of ``_cp_forward`` / ``_dense_forward``."""
         if self.factorization == "cp":
-            return (self.in_factor, self.out_factor, self.cp_weights, self.bias, *self.spatial_factors)
-        return (self.bias, *self.spatial_factors)
+            return (self.in_factor, self.out_factor, self.cp_weights, self.bias, *self._spatial())
+        return (self.bias, *self._spatial())
 
     def _padded(self, input: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
         """``input`` with a non-zeros padding mode applied, and the zero padding still to do."""

@@ -55,13 +55,24 @@ def padding_pairs(padding: int | Sequence[int], n: int) -> list[int]:
     )
 
 
+# Device types that always have autocast: torch.amp.is_autocast_available is asked only
+# for others (Dynamo cannot trace it in torch 2.11: torch.compile(fullgraph=True) failed)
+_AUTOCAST_KINDS = ("cpu", "cuda")
+
+
+def autocast_dtype(kind: str) -> torch.dtype | None:
+    """The autocast dtype when autocast is on for device type ``kind``, else None."""
+    if (kind in _AUTOCAST_KINDS or torch.amp.is_autocast_available(kind)) and torch.is_autocast_enabled(kind):
+        return torch.get_autocast_dtype(kind)
+    return None
+
+
 def autocast_to(device: torch.device, *tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
     """The tensors in the autocast dtype when autocast is on for ``device``'s type, as
     torch's convolutions run under autocast (floating tensors are cast; None stays None)."""
-    kind = device.type
-    if not torch.amp.is_autocast_available(kind) or not torch.is_autocast_enabled(kind):
+    dtype = autocast_dtype(device.type)
+    if dtype is None:
         return tensors
-    dtype = torch.get_autocast_dtype(kind)
     return tuple(t.to(dtype) if t is not None and t.is_floating_point() and t.dtype != dtype else t
                  for t in tensors)
 
