@@ -108,6 +108,32 @@ def test_a_slow_first_call_of_a_fast_layer_is_warm_up_not_a_verdict(timings, mon
     assert _select.backend_choices()[-1]["backend"] == min(steady, key=steady.get)
 
 
+@pytest.mark.parametrize("device, chosen, recheck", [("cpu", "leanconv", False), ("cuda", "torch", True)])
+def test_on_cuda_a_first_call_of_seconds_is_cudnn_compiling_not_a_verdict(monkeypatch, device, chosen, recheck):
+    """cuDNN compiles some kernels (bfloat16 channels_last depthwise) on the first call of a
+    shape, 1-1.6 s on an H200: on CUDA that first call must not decide as it does on CPU
+    (where a call of seconds is the kernel's own speed), and every CUDA choice, even a clear
+    one, is measured once more after RECHECK_AFTER calls.  choose() only, with a fake clock
+    (no GPU needed)."""
+    calls = {"torch": 0, "leanconv": 0}
+
+    def fake(name, fn, dev, number=1):
+        calls[name] += 1
+        if name == "torch" and calls[name] == 1:
+            return 1.3  # compiling
+        return {"torch": 20e-6, "leanconv": 60e-6}[name]
+
+    monkeypatch.setattr(_select, "_time_call", fake)
+    _select.clear_backend_choices()
+    key = ("DepthwiseConv2d", torch.device(device), torch.bfloat16, "channels_last", (8, 64, 56, 56), (5, 5),
+           (1, 1), (2, 2), (1, 1), False, False, 0)
+    got = _select.choose(key, {"torch": lambda: None, "leanconv": lambda: None}, torch.device(device))
+    assert got == chosen
+    entry = _select.backend_choices()[-1]
+    assert ("recheck_in" in entry) == recheck
+    _select.clear_backend_choices()
+
+
 def test_a_close_choice_is_measured_again_after_recheck_after_calls(timings):
     timings.update(leanconv=1.0, torch=1.2)  # leanconv's, by less than RECHECK_WITHIN
     m = DepthwiseConv2d(4, 4, 3, padding=1)

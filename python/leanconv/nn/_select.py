@@ -14,7 +14,9 @@ with events), and the faster one is kept for the rest of the process -
 leanconv's only when it is more than 5 % faster (within that margin the
 module runs what it replaces).  A choice made by less than 1.5x is measured
 once more after 100 calls of its signature (a process's first calls can run
-at other speeds than later ones), and that choice is final.  Under ``torch.compile``
+at other speeds than later ones), and that choice is final; on CUDA every
+choice is measured once more (cuDNN compiles some kernels on their first
+call, which can take a second).  Under ``torch.compile``
 nothing can be measured while tracing: a cached choice is not consulted and
 a built-in table decides (see each module's ``_table_backend``).
 
@@ -38,6 +40,7 @@ import torch
 import torch.fx
 
 from .._report import repeats_for
+from ..ops._geometry import autocast_dtype
 
 __all__ = ["BACKENDS", "backend_choices", "save_backend_choices", "load_backend_choices", "clear_backend_choices"]
 
@@ -73,7 +76,6 @@ _fx_tracing = getattr(torch.fx._symbolic_trace, "_get_is_fx_tracing",
 # every call); os.environ.get where that mapping is not there
 _ENV_DATA = getattr(os.environ, "_data", None)
 _ENV_KEY = os.environ.encodekey(ENV) if _ENV_DATA is not None and hasattr(os.environ, "encodekey") else None
-_AUTOCAST_KINDS = ("cpu", "cuda")
 
 
 def _env_value() -> str | None:
@@ -123,9 +125,7 @@ def call_key(module: str, input: torch.Tensor, kernel: Sequence[int], stride: Se
     grad = torch.is_grad_enabled()
     device = input.device
     kind = device.type
-    dtype = input.dtype
-    if (kind in _AUTOCAST_KINDS or torch.amp.is_autocast_available(kind)) and torch.is_autocast_enabled(kind):
-        dtype = torch.get_autocast_dtype(kind)
+    dtype = autocast_dtype(kind) or input.dtype
     grad_weight = False
     if grad:
         for p in params:
@@ -228,12 +228,17 @@ def choose(key: tuple, candidates: dict[str, Callable[[], Any]], device: torch.d
     # (PyTorch's bfloat16 31x31 depthwise fwd+bwd takes seconds on CPU: timing it four times
     # would make the first call cost a minute) - after the first call only when it took
     # SLOW_CALL_S or more, since a first call can be slow for its initialisation alone
+    # (on CUDA never after the first call: there a first call of seconds is cuDNN compiling
+    # its kernel for the shape - 1-1.6 s for bfloat16 channels_last on an H200 - and every
+    # CUDA choice is measured once more after RECHECK_AFTER calls, which costs milliseconds)
+    cuda = device.type == "cuda"
     warm = {name: _time_call(name, candidates[name], device) for name in names}
     for second in (False, True):
         if second:
             warm = {name: min(warm[name], _time_call(name, candidates[name], device)) for name in names}
-        if max(warm.values()) > DECISIVE**2 * min(warm.values()) and (second or max(warm.values()) >= SLOW_CALL_S):
-            return _keep(key, min(warm, key=warm.get), warm, again, recheck=False)
+        if max(warm.values()) > DECISIVE**2 * min(warm.values()) and (
+                second or (max(warm.values()) >= SLOW_CALL_S and not cuda)):
+            return _keep(key, min(warm, key=warm.get), warm, again, recheck=cuda)
     # one call of a sub-millisecond layer is mostly timer noise: time several in a row
     number = repeats_for(min(warm.values()), TIMING_S, MAX_CALLS)
     times: dict[str, list[float]] = {k: [] for k in names}
@@ -254,7 +259,8 @@ def choose(key: tuple, candidates: dict[str, Callable[[], Any]], device: torch.d
         # can turn either way later (allocator and cache state), and the module then costs
         # only its call overhead on top of PyTorch's
         winner = "torch"
-    return _keep(key, winner, best, again, recheck=max(best.values()) < RECHECK_WITHIN * min(best.values()))
+    return _keep(key, winner, best, again,
+                 recheck=cuda or max(best.values()) < RECHECK_WITHIN * min(best.values()))
 
 
 def _keep(key: tuple, winner: str, seconds: dict[str, float], again: bool, recheck: bool) -> str:
