@@ -13,9 +13,10 @@
 #          (default 9.0) into build/gpu-check-site (no site-packages touched;
 #          the build folder build/<wheel tag> is kept, so a rerun on a warm
 #          machine recompiles nothing), LEANCONV_CUDA=ON (a CPU-only build fails);
-#   tests  pytest tests/test_depthwise_cuda.py, tests/test_depthwise.py and
-#          tests/test_build.py (those present; GPU_TEST_FILES replaces the list,
-#          GPU_TEST_K adds a pytest -k expression), junit XML kept;
+#   tests  pytest on the test files with CUDA cases (CUDA-only files first),
+#          one process per file so that a crash stops only its file
+#          (GPU_TEST_FILES replaces the list, GPU_TEST_K adds a pytest -k
+#          expression; TESTS_LIMIT is for all of them), junit XML kept;
 #   bench  python -m leanconv bench depthwise --device cuda --dtype D for
 #          D in float32 bfloat16 (extra arguments: BENCH_ARGS);
 #   dropin (not in the default list) the drop-in benchmark on CUDA (module
@@ -122,15 +123,25 @@ step info 60 "$PY" -c "import leanconv, json; print(json.dumps(leanconv.build_in
 if has_stage tests; then
   files=()
   # shellcheck disable=SC2086  # GPU_TEST_FILES is a list of words
-  for f in ${GPU_TEST_FILES:-tests/test_depthwise_cuda.py tests/test_depthwise.py tests/test_build.py \
-             tests/test_factorized_ops.py tests/wave/test_cuda.py tests/test_backend_choice.py}; do
+  for f in ${GPU_TEST_FILES:-tests/test_depthwise_cuda.py tests/test_factorized_ops.py tests/wave/test_cuda.py \
+             tests/test_backend_choice.py tests/test_depthwise_module.py tests/test_factorized_nn.py \
+             tests/wave/test_wave_step_op.py tests/test_build.py tests/test_depthwise.py}; do
     [ -f "$f" ] && files+=("$f")
   done
   kexpr=()
   [ -n "${GPU_TEST_K:-}" ] && kexpr=(-k "$GPU_TEST_K")
-  step tests "${TESTS_LIMIT:-270}" "$PY" -m pytest -q -ra -p no:cacheprovider --junitxml="$WORK/junit.xml" \
-    "${kexpr[@]}" "${files[@]}"
-  grep -E "passed|failed|error" "$WORK/tests.log" | tail -n 3 >>"$WORK/summary.txt"
+  # One pytest process per file: a crash in one (a segmentation fault stopped the
+  # 2026-12-04 run in its second file) does not take the others with it.
+  tests_start=$SECONDS
+  : >"$WORK/tests.log"
+  for f in "${files[@]}"; do
+    name=$(basename "$f" .py)
+    left=$(( ${TESTS_LIMIT:-270} - (SECONDS - tests_start) ))
+    step "tests-$name" "$left" "$PY" -m pytest -q -ra -p no:cacheprovider --junitxml="$WORK/junit-$name.xml" \
+      "${kexpr[@]}" "$f"
+    { echo "## $f"; tail -n 40 "$WORK/tests-$name.log"; } >>"$WORK/tests.log"
+    echo "$f: $(grep -E "passed|failed|skipped|error|Fatal" "$WORK/tests-$name.log" | tail -n 1)" >>"$WORK/summary.txt"
+  done
 fi
 
 if has_stage bench; then
