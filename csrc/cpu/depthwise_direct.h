@@ -226,7 +226,7 @@ void run_direct_job(const ConvGeometry& p, const DwPlan& plan, const Job& j, con
 template <typename T>
 bool depthwise_direct_job(const ConvGeometry& p, const DwPlan& plan, DwOp op, const DwView& src, const T* w,
                           const T* bias, const DwView& dst, int64_t begin, int64_t end) {
-  const Job j = op == DwOp::backward_input ? backward_input_job(p) : forward_job(p);
+  const Job j = job_of(p, op);
   if (!direct_ok<T>(j, src, dst)) return false;
   run_direct_job<T>(p, plan, j, src, w, bias, dst, begin, end);
   return true;

@@ -90,6 +90,11 @@ inline Job backward_input_job(const ConvGeometry& p) {
   return j;
 }
 
+// The job of a forward-shaped op: forward or backward_input.
+inline Job job_of(const ConvGeometry& p, DwOp op) {
+  return op == DwOp::backward_input ? backward_input_job(p) : forward_job(p);
+}
+
 inline int band_axis(const ConvGeometry& p) { return p.spatial_dims == 3 ? 0 : 1; }
 
 // Tile extents for a band of `rows` output rows along the band axis.

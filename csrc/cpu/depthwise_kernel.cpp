@@ -181,8 +181,7 @@ void run_job(const ConvGeometry& p, const DwPlan& plan, DwOp op, const DwView& s
     if (depthwise_direct_job<T>(p, plan, op, src, wt, bt, dst, begin, end)) return;
     if (depthwise_planar_job<T>(p, plan, op, src, wt, bt, dst, begin, end)) return;
   }
-  run_forward_job<S>(p, plan, op == DwOp::backward_input ? backward_input_job(p) : forward_job(p), src, w, bias,
-                     dst, begin, end);
+  run_forward_job<S>(p, plan, job_of(p, op), src, w, bias, dst, begin, end);
 }
 
 // One channel block's weight gradient, accumulated tap-major (src[t*L + l] for
@@ -321,7 +320,7 @@ DwPlan make_plan(const ConvGeometry& p, DwOp op, int threads, bool channels_inne
   plan.lanes = kLanes<T>;
   plan.channel_blocks = (p.channels + plan.lanes - 1) / plan.lanes;
   plan.batch = p.batch;
-  const Job j = op == DwOp::backward_input ? backward_input_job(p) : forward_job(p);
+  const Job j = job_of(p, op);
   const int ab = band_axis(p);
   const int64_t rows = std::max<int64_t>(j.out[ab], 1);
   auto tile_bytes = [&](int64_t len) {

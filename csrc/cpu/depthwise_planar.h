@@ -274,7 +274,7 @@ void run_planar_job(const ConvGeometry& p, const DwPlan& plan, const Job& j, con
 template <typename T>
 bool depthwise_planar_job(const ConvGeometry& p, const DwPlan& plan, DwOp op, const DwView& src, const T* w,
                           const T* bias, const DwView& dst, int64_t begin, int64_t end) {
-  const Job j = op == DwOp::backward_input ? backward_input_job(p) : forward_job(p);
+  const Job j = job_of(p, op);
   if (!planar_ok<T>(p, j, src, dst)) return false;
   run_planar_job<T>(p, plan, j, src, w, bias, dst, begin, end);
   return true;
