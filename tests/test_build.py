@@ -91,3 +91,32 @@ def test_missing_extension_gives_actionable_error():
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("OK")
     assert "make dev" in out.stdout and "no-build-isolation" in out.stdout
+
+
+def test_cpp_error_with_numbers_raises_instead_of_crashing():
+    # A module linked against a private copy of libstdc++ (a GCC that finds
+    # only libstdc++.a) crashed when a C++ check formatted a tensor's sizes
+    # into its message: run it in a child so that a crash fails this test only.
+    code = (
+        "import torch, leanconv\n"
+        "try:\n"
+        "    torch.ops.leanconv.depthwise_conv(torch.randn(1, 4, 8, 8), torch.randn(4, 2, 3, 3), None,"
+        " [1, 1], [1, 1], [1, 1])\n"
+        "except RuntimeError as e:\n"
+        "    print('raised:', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, f"exit {out.returncode}: {out.stderr[-2000:]}"
+    assert "raised:" in out.stdout and "got [4, 2, 3, 3]" in out.stdout, out.stdout
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or shutil.which("readelf") is None, reason="needs Linux and readelf"
+)
+def test_extension_links_the_shared_cpp_runtime():
+    from leanconv import _C
+
+    dynamic = subprocess.run(["readelf", "-d", _C.__file__], capture_output=True, text=True, check=True).stdout
+    if "libc++.so" in dynamic:
+        pytest.skip("built against LLVM's libc++")
+    assert "libstdc++.so.6" in dynamic, "the extension carries a static copy of libstdc++:\n" + dynamic
