@@ -16,7 +16,9 @@
 #   tests  pytest on the test files with CUDA cases (CUDA-only files first),
 #          one process per file so that a crash stops only its file
 #          (GPU_TEST_FILES replaces the list, GPU_TEST_K adds a pytest -k
-#          expression; TESTS_LIMIT is for all of them), junit XML kept;
+#          expression; TESTS_LIMIT is for all of them), junit XML kept; a test
+#          that crashes the process runs once more under cuda-gdb (or gdb) for
+#          a native backtrace (crash-<file>.log; CRASH_LIMIT, default 90 s);
 #   bench  python -m leanconv bench depthwise --device cuda --dtype D for
 #          D in float32 bfloat16 (extra arguments: BENCH_ARGS);
 #   dropin (not in the default list) the drop-in benchmark on CUDA (module
@@ -137,10 +139,24 @@ if has_stage tests; then
   for f in "${files[@]}"; do
     name=$(basename "$f" .py)
     left=$(( ${TESTS_LIMIT:-270} - (SECONDS - tests_start) ))
-    step "tests-$name" "$left" "$PY" -m pytest -q -ra -p no:cacheprovider --junitxml="$WORK/junit-$name.xml" \
+    # -v: each test's name is printed before it runs, so a crash names its test
+    step "tests-$name" "$left" "$PY" -m pytest -v -ra -p no:cacheprovider --junitxml="$WORK/junit-$name.xml" \
       "${kexpr[@]}" "$f"
+    rc=$?
     { echo "## $f"; tail -n 40 "$WORK/tests-$name.log"; } >>"$WORK/tests.log"
     echo "$f: $(grep -E "passed|failed|skipped|error|Fatal" "$WORK/tests-$name.log" | tail -n 1)" >>"$WORK/summary.txt"
+    # A crash (segmentation fault, abort): that test once more under the debugger for a
+    # native backtrace (Python's own shows only the Python frames), so that one run
+    # says where it crashed (the 2026-12-04 libstdc++ crash took a second run to find).
+    if [ "$rc" -eq 139 ] || [ "$rc" -eq 134 ]; then
+      crashed=$(grep -oE "^$f::[^ ]+" "$WORK/tests-$name.log" | tail -n 1)
+      dbg=$(command -v cuda-gdb || command -v gdb)
+      if [ -n "$crashed" ] && [ -n "$dbg" ]; then
+        step "crash-$name" "${CRASH_LIMIT:-90}" "$dbg" -q -batch -ex run -ex "bt 30" --args \
+          "$PY" -m pytest -q -p no:cacheprovider "$crashed"
+        echo "$crashed crashed: $(grep -m1 -E "^#0 " "$WORK/crash-$name.log")" >>"$WORK/summary.txt"
+      fi
+    fi
   done
 fi
 
