@@ -108,6 +108,12 @@ GRID_2D = [
     # end in partial blocks; dilation along W; grad_input of stride 2 too
     ((2, 20, 14, 45), (9, 9), 1, (4, 8), (1, 2)),
     ((1, 33, 20, 37), (13, 13), 2, 6, 1),
+    # ConvNeXt's last stages: rows of 7 and 14 outputs (NCHW: the row's last
+    # pixels packed and unpacked with masked loads and stores; the blocks of
+    # outputs run past the row's end, into the zeros kept after it)
+    ((2, 20, 7, 7), (7, 7), 1, 3, 1),
+    ((1, 18, 14, 14), (7, 7), 1, 3, 1),
+    ((1, 5, 9, 3), (3, 3), 1, 1, 1),
 ]
 
 GRID_3D = [

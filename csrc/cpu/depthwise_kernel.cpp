@@ -123,18 +123,23 @@ void run_forward_job(const ConvGeometry& p, const DwPlan& plan, const Job& j, co
   const int ab = band_axis(p);
   const int64_t G = plan.group, KR = j.k[0] * j.k[1], KV = KR * j.k[2];
   const int64_t outlen = (j.out[2] + kMaxP * j.d[2] + 1) * L;
-  std::vector<T> wt(G * KV * L), out(G * outlen);
+  // weights and output rows: each written before it is read (not cleared)
+  Scratch<T, 1> wt_memory;
+  Scratch<T, 2> out_memory;
+  T* const wt = wt_memory.get(G * KV * L);
+  T* const out = out_memory.get(G * outlen);
   std::vector<int64_t> offs(KR), taps(KR);
   std::vector<const T*> rows(KR), wrows(KR);
   std::vector<vec_t<T>> bias_v(G);
   Tiles<T> tiles;
+  tiles.zero_to = fwd_read_extent(j);
   int64_t packed_c0 = -1;
   const bool in_place = std::is_same_v<S, T> && dst.stride[1] == 1 && j.s[2] == 1;
   for_each_band<S, T>(p, plan, j, src, begin, end, tiles, [&](const Item& item, const TileShape& band) {
     if (item.c0 != packed_c0) {
       for (int g = 0; g < item.grp.G; ++g) {
         const int64_t c = item.c0 + g * L;
-        pack_weights<T>(j, p.channels, w, c, wt.data() + g * KV * L);
+        pack_weights<T>(j, p.channels, w, c, wt + g * KV * L);
         T b[L] = {};
         for (int l = 0; l < item.grp.lanes(g, L) && bias; ++l) b[l] = bias[c + l];
         std::memcpy(&bias_v[g], b, sizeof(b));
@@ -155,17 +160,17 @@ void run_forward_job(const ConvGeometry& p, const DwPlan& plan, const Job& j, co
         const T* base = tiles.tile(g);
         for (int64_t t = 0; t < nrows; ++t) {
           rows[t] = base + offs[taps[t]];
-          wrows[t] = wt.data() + (g * KV + taps[t] * j.k[2]) * L;
+          wrows[t] = wt + (g * KV + taps[t] * j.k[2]) * L;
         }
         if (g < inplace) {
           if constexpr (std::is_same_v<S, T>)
             fwd_row<T>(j, rows.data(), wrows.data(), nrows, bias_v[g], drow + g * L, dst.stride[4], true);
         } else {
-          fwd_row<T>(j, rows.data(), wrows.data(), nrows, bias_v[g], out.data() + g * outlen);
+          fwd_row<T>(j, rows.data(), wrows.data(), nrows, bias_v[g], out + g * outlen);
         }
       }
       if (rest.G > 0)
-        unpack_row<S, T>(out.data() + inplace * outlen, outlen, rest, j.out[2], drow + inplace * L * dst.stride[1],
+        unpack_row<S, T>(out + inplace * outlen, outlen, rest, j.out[2], drow + inplace * L * dst.stride[1],
                          dst.stride[1], dst.stride[4]);
     });
   });
