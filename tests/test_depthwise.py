@@ -428,10 +428,17 @@ def test_thread_counts_and_bands(layout, shape, kernel, padding):
         torch.set_num_threads(threads)
 
 
+@pytest.mark.parametrize("stream_min_bytes", ["4194304", None])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("kernel, padding", [((3, 3), 1), ((5, 5), (1, 3)), ((1, 5), 0)])
-def test_large_channels_last_outputs_stream_past_the_cache(dtype, kernel, padding):
+def test_large_channels_last_outputs_stream_past_the_cache(dtype, kernel, padding, stream_min_bytes, monkeypatch):
     # Small kernels on channels_last tensors run straight from the input; an
-    # output of >= 4 MiB is written with non-temporal stores (forward, and
-    # grad_input, which runs as a forward job): same values as the reference.
+    # output of LEANCONV_STREAM_MIN_BYTES or more (by default the last-level
+    # cache's size, at least 32 MiB) is written with non-temporal stores
+    # (forward, and grad_input, which runs as a forward job): these outputs
+    # (4.4 and 8.8 MiB) with and without them, same values as the reference.
+    if stream_min_bytes is None:
+        monkeypatch.delenv("LEANCONV_STREAM_MIN_BYTES", raising=False)
+    else:
+        monkeypatch.setenv("LEANCONV_STREAM_MIN_BYTES", stream_min_bytes)
     run_and_compare("cpu", dtype, (3, 64, 72, 80), kernel, 1, padding, 1, True, "channels_last", seed=3)

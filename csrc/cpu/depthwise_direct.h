@@ -5,6 +5,10 @@
 // (one file per dtype, compiled once per ISA variant).
 #pragma once
 
+#include <unistd.h>
+
+#include <cstdlib>
+
 #include "cpu/depthwise_job.h"
 
 namespace leanconv::cpu::LEANCONV_ISA {
@@ -154,20 +158,40 @@ bool direct_ok(const Job& j, const DwView& src, const DwView& dst) {
          src.stride[1] == 1 && dst.stride[1] == 1 && (small || tall);
 }
 
+// Outputs from this many bytes on are written with non-temporal stores: the
+// last-level cache's size, at least 32 MiB, or $LEANCONV_STREAM_MIN_BYTES.
+// Below it the output stays in the cache for whatever reads it next (the next
+// layer): streaming outputs of 4 MiB and more (the rule until 2026-12-04) made
+// the pair "this kernel, then PyTorch's on the same input" 1.1-1.5x slower and
+// this kernel's own calls 1.15-1.3x slower on a 2-core Xeon with a large L3
+// (3x3 to 9x9, 8x64x56x56 and 8x128x56x56 channels_last, float32; AMD not
+// measured again).
+inline int64_t stream_min_bytes() {
+  if (const char* env = std::getenv("LEANCONV_STREAM_MIN_BYTES")) return std::max<int64_t>(1, std::atoll(env));
+  static const int64_t cache = [] {
+    int64_t l3 = 0;
+#ifdef _SC_LEVEL3_CACHE_SIZE
+    const long v = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    if (v > 0) l3 = v;
+#endif
+    return std::max<int64_t>(int64_t{32} << 20, l3);
+  }();
+  return cache;
+}
+
 // Whether the direct path writes its output with non-temporal stores: for
-// outputs of 4 MiB and more, where these small kernels are bound by memory
-// traffic and a streaming store saves reading each output line first (the
-// output would not stay in the L2 cache anyway), when every vector store is
-// aligned.
+// outputs of stream_min_bytes() and more, where these small kernels are bound
+// by memory traffic, a streaming store saves reading each output line first
+// and the output would not stay in the cache anyway; only when every vector
+// store is aligned.
 template <typename T>
 bool stream_output(const ConvGeometry& p, const Job& j, const DwView& dst) {
-  constexpr int64_t kStreamMinBytes = int64_t{4} << 20;
   constexpr int L = kLanes<T>;
   const int64_t bytes = p.batch * p.channels * j.out[0] * j.out[1] * j.out[2] * int64_t{sizeof(T)};
   const bool aligned = reinterpret_cast<uintptr_t>(dst.data) % (L * sizeof(T)) == 0 &&
                        dst.stride[0] % L == 0 && dst.stride[2] % L == 0 && dst.stride[3] % L == 0 &&
                        dst.stride[4] % L == 0;
-  return bytes >= kStreamMinBytes && aligned;
+  return aligned && bytes >= stream_min_bytes();
 }
 
 template <typename T>
