@@ -163,7 +163,7 @@ bool direct_ok(const Job& j, const DwView& src, const DwView& dst) {
 // Below it the output stays in the cache for whatever reads it next (the next
 // layer): streaming outputs of 4 MiB and more (the rule until 2026-12-04) made
 // the pair "this kernel, then PyTorch's on the same input" 1.1-1.5x slower and
-// this kernel's own calls 1.15-1.3x slower on a 2-core Xeon with a large L3
+// this kernel's own calls 1.14-1.3x slower on a 2-core Xeon with a large L3
 // (3x3 to 9x9, 8x64x56x56 and 8x128x56x56 channels_last, float32; AMD not
 // measured again).
 inline int64_t stream_min_bytes() {
